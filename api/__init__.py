@@ -1,0 +1,1 @@
+"""ecert api package."""

@@ -1,0 +1,52 @@
+"""The `ecert` command line (Typer). Sub-commands live in their own modules and are added here."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+app = typer.Typer(
+    name="ecert",
+    help="Issue, seal (SM2/SM3) and verify electronic Special Operation Certificates (特种作业操作证) as OFD.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """ecert: electronic Special Operation Certificates."""
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(int(os.environ.get("PORT", "8000")), help="Port (env PORT)."),
+    workers: int = typer.Option(1, help="uvicorn worker processes."),
+):
+    """Start the HTTP service (what `make run` calls)."""
+    import uvicorn
+
+    typer.echo(f"ecert listening on http://{host}:{port}/  (health: /healthz, API docs: /docs)")
+    uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level="info")
+
+
+def _register_subcommands() -> None:
+    """Each feature module exposes a Typer sub-app; register those that exist."""
+    import importlib
+
+    for module, name in (("api.cli_keys", "keys"),):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(mod.app, name=name)
+
+
+_register_subcommands()
+
+if __name__ == "__main__":
+    app()

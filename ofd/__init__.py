@@ -1,0 +1,1 @@
+"""ecert ofd package."""

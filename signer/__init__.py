@@ -1,0 +1,1 @@
+"""ecert signer package."""
