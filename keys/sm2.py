@@ -147,6 +147,8 @@ class GmSSLBackend:
         return gmssl_pyx.sm2_sign_sm3_digest(key._d, e)
 
     def verify_digest(self, key: "PublicKey", e: bytes, der_sig: bytes) -> bool:
+        if not _is_canonical_der(der_sig):  # GmSSL's own DER reader is lenient; be strict here
+            return False
         try:
             return bool(gmssl_pyx.sm2_verify_sm3_digest(key.point[1:], e, der_sig))
         except gmssl_pyx.GmsslInnerError:
@@ -265,11 +267,15 @@ class PublicKey:
         return self.verify_digest(self.digest(message, signer_id), signature)
 
     def verify_digest(self, e: bytes, signature: bytes) -> bool:
-        try:
-            der = signature if _is_canonical_der(signature) else to_der(signature)
-        except SM2Error:
+        if not isinstance(signature, (bytes, bytearray)) or len(e) != 32:
             return False
-        return _verify_backend.verify_digest(self, e, der)
+        if len(signature) == 64:  # raw r||s (SKF/SDF devices): normalise to DER
+            try:
+                signature = to_der(signature)
+            except SM2Error:
+                return False
+        # DER goes to the backend as is: each backend decodes strictly (canonical DER, 1 <= r,s < n).
+        return _verify_backend.verify_digest(self, e, bytes(signature))
 
     def _ossl(self):
         evp = self._evp
@@ -294,7 +300,7 @@ class PrivateKey:
 
     __slots__ = ("_d", "public_key", "_evp", "_lock")
 
-    def __init__(self, d: bytes, public_point: bytes | None = None):
+    def __init__(self, d: bytes, public_point: bytes | None = None, *, _trusted: bool = False):
         if len(d) != 32:
             raise SM2Error("SM2 private key must be 32 bytes")
         dv = int.from_bytes(d, "big")
@@ -303,6 +309,9 @@ class PrivateKey:
         self._d = bytes(d)
         self._evp = None
         self._lock = threading.Lock()
+        if _trusted and public_point is not None:  # fresh from our own key generator
+            self.public_key = PublicKey(public_point)
+            return
         derived = self._derive_point()
         if public_point is not None and not _hmac.compare_digest(derived, public_point):
             raise SM2Error("SM2 public key does not match the private key")
@@ -330,7 +339,7 @@ class PrivateKey:
     @classmethod
     def generate(cls) -> "PrivateKey":
         pub, priv = gmssl_pyx.sm2_key_generate()
-        return cls(priv, b"\x04" + pub)
+        return cls(priv, b"\x04" + pub, _trusted=True)
 
     @classmethod
     def from_bytes(cls, d: bytes) -> "PrivateKey":
