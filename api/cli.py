@@ -25,9 +25,17 @@ def serve(
     port: int = typer.Option(int(os.environ.get("PORT", "8000")), help="Port (env PORT)."),
     workers: int = typer.Option(1, help="uvicorn worker processes."),
 ):
-    """Start the HTTP service (what `make run` calls)."""
+    """Start the HTTP service (what `make run` calls). Bootstraps development keys on first run."""
     import uvicorn
 
+    from keys.store import KeyStore
+
+    with KeyStore() as store:
+        init = store.init_dev()
+        where = store.settings.home
+    if init.changed:
+        typer.echo(f"development keys created in {where}: {', '.join(init.created)}")
+    typer.echo(f"issuer {init.issuer.code} ({init.issuer.name}), signing key {init.signing.kid}")
     typer.echo(f"ecert listening on http://{host}:{port}/  (health: /healthz, API docs: /docs)")
     uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level="info")
 
@@ -36,14 +44,18 @@ def _register_subcommands() -> None:
     """Each feature module exposes a Typer sub-app; register those that exist."""
     import importlib
 
-    for module, name in (("api.cli_keys", "keys"),):
+    for module, name in (("api.cli_keys", "keys"), ("api.cli_docs", None)):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
             continue
-        app.add_typer(mod.app, name=name)
+        if name:
+            app.add_typer(mod.app, name=name)
+        else:  # top-level commands
+            for cmd in mod.app.registered_commands:
+                app.registered_commands.append(cmd)
 
 
 _register_subcommands()

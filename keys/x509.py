@@ -66,6 +66,10 @@ class CertificateError(ValueError):
 
 # --------------------------------------------------------------------------- small helpers
 
+# Extensions whose values drive chain and usage decisions: never skipped when malformed.
+_USED = frozenset({"basic_constraints", "key_usage", "extended_key_usage", "key_identifier", "authority_key_identifier"})
+
+
 def _utc(t: datetime, what: str) -> datetime:
     """Timezone-aware UTC, whole seconds. Naive datetimes are taken as UTC."""
     if not isinstance(t, datetime):
@@ -203,6 +207,7 @@ class Certificate:
     ski: bytes | None
     aki: bytes | None
     unknown_critical: tuple[str, ...]
+    ignored_extensions: tuple[str, ...]  # malformed non-critical extensions, skipped
     kid: str
     _public_key: sm2.PublicKey | None = field(repr=False)
     _subject_key: str = field(repr=False)  # RFC 5280 7.1 normalised names (asn1crypto `hashable`)
@@ -265,7 +270,11 @@ def _parse(der: bytes) -> Certificate:
     try:
         cert = ax.Certificate.load(der, strict=True)
         tbs = cert["tbs_certificate"]
-        cert.native  # parse everything now, so later accesses cannot fail
+        # Parse what we use now, so later accesses cannot fail; extension values are parsed one by
+        # one in _from_asn1 (vendor certificates carry malformed non-critical ones).
+        for part in (tbs["serial_number"], tbs["subject"], tbs["issuer"], tbs["validity"],
+                     tbs["subject_public_key_info"], cert["signature_value"]):
+            part.native
         return _from_asn1(der, cert, tbs)
     except CertificateError:
         raise
@@ -301,11 +310,22 @@ def _from_asn1(der: bytes, cert: ax.Certificate, tbs: ax.TbsCertificate) -> Cert
             raise CertificateError(f"certificate public key: {exc}", "证书公钥不是有效的 SM2 公钥") from None
 
     exts: dict[str, tuple[bool, object]] = {}
+    malformed: list[str] = []
     for ext in tbs["extensions"]:
         name = ext["extn_id"].native
-        if name in exts:
+        if name in exts or name in malformed:
             raise CertificateError(f"extension {name} appears twice", f"扩展项 {name} 重复出现")
-        exts[name] = (bool(ext["critical"].native), ext["extn_value"].native)
+        critical = bool(ext["critical"].native)
+        try:
+            value = ext["extn_value"].native
+        except Exception:
+            # A malformed critical extension cannot be honoured; a non-critical one is ignored
+            # (RFC 5280 lets a relying party ignore non-critical extensions it cannot process).
+            if critical or name in _USED:
+                raise
+            malformed.append(name)
+            continue
+        exts[name] = (critical, value)
 
     bc = exts.get("basic_constraints", (False, None))[1] or {}
     ku = exts.get("key_usage", (False, None))[1]
@@ -339,6 +359,7 @@ def _from_asn1(der: bytes, cert: ax.Certificate, tbs: ax.TbsCertificate) -> Cert
         ski=exts.get("key_identifier", (False, None))[1],
         aki=aki.get("key_identifier"),
         unknown_critical=tuple(n for n, (crit, _) in exts.items() if crit and n not in _UNDERSTOOD),
+        ignored_extensions=tuple(malformed),
         kid=sm3(der)[:8].hex(),
         _public_key=public_key,
         _subject_key=subject.hashable,

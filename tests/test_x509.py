@@ -390,3 +390,20 @@ def test_issuer_name_linkage_is_rfc5280_normalised(pki):
     assert verify_chain(child, [root], at=NOW).ok
     other = reissue(pki["leaf"], key, issuer=ax.Name.build({"country_name": "CN", "common_name": "upper ca 2"}), extensions=[])
     assert codes(verify_chain(other, [root], at=NOW)) == {"untrusted"}
+
+
+def test_malformed_non_critical_extension_is_skipped_not_fatal():
+    """iOFD's signer certificate has a subjectAltName that is not valid DER for GeneralNames;
+    it is non-critical, so the certificate still loads (the verifier must reach the real checks)."""
+    import zipfile
+
+    from signer import ses
+
+    from .conftest import SAMPLES
+
+    with zipfile.ZipFile(SAMPLES / "iofd_v1_nonstandard_digest.ofd") as z:
+        name = next(n for n in z.namelist() if n.endswith("SignedValue.dat"))
+        sv = ses.parse_signed_value(z.read(name))
+    cert = Certificate.load(sv.signer_cert)
+    assert cert.ignored_extensions == ("subject_alt_name",)
+    assert cert.public_key is not None

@@ -1,0 +1,128 @@
+"""`ecert keys ...`: bootstrap and inspect the keystore. Never shows private material."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from keys.config import Settings, load_settings
+from keys.store import DEV_ISSUER_CODE, DEV_ISSUER_NAME, PLATFORM, KeyRecord, KeyStore, KeyStoreError
+
+app = typer.Typer(
+    help="Keystore: root CA, seal maker, issuers and their SM2 keys (密钥库).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_ROLE_LABEL = {"root": "root CA", "seal_maker": "seal maker", "signing": "signing"}
+
+
+def _open(settings: Settings | None = None) -> KeyStore:
+    try:
+        return KeyStore(settings)
+    except KeyStoreError as exc:
+        _fail(exc)
+
+
+def _console() -> Console:
+    """Rich console; piped output (logs, CI) gets 120 columns instead of Rich's 80 so rows stay whole."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 120
+    return console
+
+
+def _fail(exc: Exception):
+    Console(stderr=True).print(f"[bold red]错误 / error:[/] {escape(str(exc))}", highlight=False)
+    raise typer.Exit(code=1)
+
+
+def _kek_source(store: KeyStore) -> str:
+    return "ECERT_KEK" if store.settings.kek else str(store.settings.kek_file)
+
+
+@app.command()
+def init(
+    issuer_code: str = typer.Option(DEV_ISSUER_CODE, help="Issuer code (normally its 统一社会信用代码)."),
+    issuer_name: str = typer.Option(DEV_ISSUER_NAME, help="Issuer name (发证机构名称)."),
+) -> None:
+    """Create a development root CA, seal maker, issuer and its active signing key (idempotent)."""
+    with _open() as store:
+        try:
+            result = store.init_dev(issuer_code=issuer_code, issuer_name=issuer_name)
+            records = store.list_keys()
+            names = _issuer_names(store)
+        except KeyStoreError as exc:
+            _fail(exc)
+        console = _console()
+        if result.changed:
+            console.print(f"密钥库已初始化 / keystore initialised: created {', '.join(result.created)}")
+        else:
+            console.print("密钥库已初始化，未做任何更改 / keystore already initialised: nothing changed")
+        console.print(f"database: {store.url}\nKEK: {_kek_source(store)}", markup=False)
+        console.print(_table(records, names, console.width))
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List keys: kid, issuer, role, status, validity (no private material)."""
+    settings = load_settings()
+    if settings.sqlite_path is not None and not settings.sqlite_path.exists():
+        typer.echo(f"密钥库为空 / the keystore is empty ({settings.sqlite_path} does not exist): run `ecert keys init`")
+        return
+    with _open(settings) as store:
+        try:
+            records = store.list_keys()
+            names = _issuer_names(store)
+        except KeyStoreError as exc:
+            _fail(exc)
+    if as_json:
+        typer.echo(json.dumps([_as_json(r, names) for r in records], ensure_ascii=False, indent=2))
+        return
+    if not records:
+        typer.echo("密钥库为空 / the keystore is empty: run `ecert keys init`")
+        return
+    console = _console()
+    console.print(_table(records, names, console.width))
+
+
+def _issuer_names(store: KeyStore) -> dict[str, str]:
+    return {i.code: i.name for i in store.issuers()}
+
+
+def _as_json(r: KeyRecord, names: dict[str, str]) -> dict:
+    return {
+        "kid": r.kid, "issuer_code": r.issuer_code, "issuer_name": names.get(r.issuer_code), "role": r.role,
+        "status": r.status, "not_before": r.not_before.isoformat(), "not_after": r.not_after.isoformat(),
+        "parent_kid": r.parent_kid,
+    }
+
+
+def _table(records: list[KeyRecord], names: dict[str, str], width: int) -> Table:
+    """Fits 80 columns: validity goes on two lines below 100."""
+    sep = " → " if width >= 100 else "\n→ "
+    table = Table(title="ecert keys 密钥", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("kid", no_wrap=True, min_width=16)
+    table.add_column("issuer 机构", overflow="fold", ratio=1)
+    table.add_column("role", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("validity (UTC)", no_wrap=True)
+    style = {"active": "green", "retired": "yellow", "revoked": "red", "pending": "cyan"}
+    for r in records:
+        if r.issuer_code == PLATFORM:
+            issuer = "platform 平台"
+        else:
+            issuer = escape(f"{names.get(r.issuer_code, '')} ({r.issuer_code})")
+        table.add_row(
+            r.kid,
+            issuer,
+            _ROLE_LABEL.get(r.role, r.role),
+            f"[{style.get(r.status, 'white')}]{r.status}[/]",
+            f"{r.not_before:%Y-%m-%d}{sep}{r.not_after:%Y-%m-%d}",
+        )
+    return table
