@@ -26,6 +26,7 @@ from asn1crypto import x509 as ax
 from . import sm2
 from .oids import EC_PUBLIC_KEY, SM2_CURVE, SM3_WITH_SM2
 from .sm3 import sm3
+from .uscc import uscc_problem
 
 MAX_PATH = 8  # certificates in a chain, leaf and anchor included
 _SEARCH_BUDGET = 64  # path-building steps: bounds work on hostile intermediate sets
@@ -108,20 +109,12 @@ def _ski(point: bytes) -> bytes:
     return sm3(point)[:20]
 
 
-_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-
-
 def check_uscc(uscc: str) -> str:
-    """Validate a 统一社会信用代码 (GB 32100-2015: 18 characters, mod-31 check character)."""
-    if not isinstance(uscc, str) or len(uscc) != 18 or any(c not in _USCC_CHARS for c in uscc):
-        raise CertificateError(
-            f"USCC must be 18 characters of {_USCC_CHARS}: {uscc!r}",
-            "统一社会信用代码必须为 18 位（数字及不含 I、O、S、V、Z 的大写字母）",
-        )
-    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(uscc, _USCC_WEIGHTS))
-    if _USCC_CHARS[(31 - total % 31) % 31] != uscc[17]:
-        raise CertificateError(f"USCC check character is wrong: {uscc}", f"统一社会信用代码校验位错误：{uscc}")
+    """Validate a 统一社会信用代码 (GB 32100-2015, ``keys.uscc``) for a certificate subject."""
+    problem = uscc_problem(uscc)
+    if problem:
+        _code, zh, en = problem
+        raise CertificateError(f"USCC {en}: {uscc!r}", f"统一社会信用代码{zh}")
     return uscc
 
 
