@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages ecert needs, idempotently (CI runs as root on Debian).
 # openssl: CLI for interop tests; libssl3: libcrypto used at run time;
-# fonts-noto-cjk: the CJK font subset into licences and used by the renderer.
+# fonts-noto-cjk: CJK fonts for seal pictures and the renderer;
+# postgresql: a throwaway server for the keystore's PostgreSQL tests.
 set -euo pipefail
-PKGS=(openssl libssl3 fonts-noto-cjk)
+PKGS=(openssl libssl3 fonts-noto-cjk postgresql)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -82,3 +82,14 @@ def gmssl_oracle(point: bytes, private_key: bytes | None = None):
     o = oracle_sm2.CryptSM2(private_key=private_key.hex() if private_key else None, public_key="")
     o.public_key = point[1:].hex()
     return o
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL for the keystore tests (see tests/pg_server.py)."""
+    from .pg_server import postgres_url as _pg
+
+    with _pg() as url:
+        if url is None:
+            pytest.skip("no PostgreSQL server available (install Debian package postgresql)")
+        yield url

@@ -436,10 +436,8 @@ def test_dev_issuer_uscc_is_syntactically_valid():
 
 # --------------------------------------------------------------------------- PostgreSQL
 
-def test_postgresql_store(tmp_path):
-    url = os.environ.get("ECERT_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set ECERT_TEST_POSTGRES_URL=postgresql+psycopg://user@host/db to run against PostgreSQL")
+def test_postgresql_store(tmp_path, postgres_url):
+    url = postgres_url
     import uuid
 
     from sqlalchemy import create_engine, text
