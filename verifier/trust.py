@@ -1,0 +1,49 @@
+"""What a verification run trusts: root certificates, out-of-band signer certificates,
+our own keys' revocation state, and the time of verification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Protocol
+
+from keys.x509 import Certificate
+
+
+@dataclass(frozen=True)
+class Revocation:
+    status: str  # 'active' | 'retired' | 'revoked'
+    revoked_at: datetime | None = None
+    reason: str | None = None
+
+
+class RevocationSource(Protocol):
+    def __call__(self, kid: str) -> Revocation | None: ...
+
+
+@dataclass
+class TrustConfig:
+    roots: list[Certificate] = field(default_factory=list)
+    signer_certs: list[Certificate] = field(default_factory=list)  # for raw SM2 signatures carrying none
+    revocation: Callable[[str], Revocation | None] | None = None  # our issuers' keys by kid
+    at: datetime | None = None  # verify as of this time (default: now)
+
+    def now(self) -> datetime:
+        return self.at or datetime.now(timezone.utc)
+
+
+def trust_from_store(store, **kw) -> TrustConfig:
+    """Our roots and our keys' revocation state, from the keystore (``keys.store.KeyStore``)."""
+    from keys.store import UnknownKey
+
+    roots = [Certificate.load(r.cert_der) for r in store.list_keys() if r.role == "root" and r.status != "revoked"]
+
+    def revocation(kid: str) -> Revocation | None:
+        try:
+            rec = store.get_key(kid)
+        except UnknownKey:
+            return None
+        return Revocation(rec.status, rec.revoked_at, rec.revocation_reason)
+
+    extra_roots = kw.pop("roots", [])
+    return TrustConfig(roots=roots + list(extra_roots), revocation=revocation, **kw)
