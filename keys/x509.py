@@ -14,6 +14,7 @@ linkage, signatures, validity at a given time, CA flag, keyCertSign, pathLen, le
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -209,8 +210,11 @@ class Certificate:
 
     @classmethod
     def load(cls, der_or_pem: bytes) -> "Certificate":
-        """Parse one certificate (DER or PEM); CertificateError names what is wrong."""
-        return _parse(_unarmor(der_or_pem))
+        """Parse one certificate (DER or PEM); CertificateError names what is wrong.
+
+        Parsed certificates are immutable, so the same bytes give the same (cached) object:
+        a verifier sees the same few issuer certificates in thousands of documents."""
+        return _parse_cached(_unarmor(der_or_pem))
 
     @classmethod
     def load_all(cls, data: bytes) -> list["Certificate"]:
@@ -255,6 +259,11 @@ class Certificate:
 
     def __repr__(self):
         return f"<Certificate kid={self.kid} subject={self.subject_text!r} serial={self.serial:x}>"
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_cached(der: bytes) -> Certificate:
+    return _parse(der)
 
 
 def _parse(der: bytes) -> Certificate:
@@ -492,6 +501,15 @@ def verify_signed_by(cert: bytes | Certificate, issuer: bytes | Certificate) -> 
     """True iff ``issuer``'s SM2 key signed ``cert``'s TBSCertificate with SM2-with-SM3. Never raises."""
     try:
         cert, issuer = _as_cert(cert), _as_cert(issuer)
+    except (CertificateError, TypeError):
+        return False
+    return _signed_by(cert, issuer)
+
+
+@functools.lru_cache(maxsize=1024)
+def _signed_by(cert: Certificate, issuer: Certificate) -> bool:
+    """Memoised: a pure function of the two certificates (hashed and compared by their DER)."""
+    try:
         if cert.signature_algorithm != SM3_WITH_SM2 or not issuer.is_sm2:
             return False
         return issuer.public_key.verify(cert.tbs_der, cert.signature)

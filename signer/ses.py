@@ -632,11 +632,18 @@ def _v1_time_info(raw: bytes) -> datetime | None:
     return None
 
 
+@functools.lru_cache(maxsize=128)
+def _embedded_seal(seal_raw: bytes, version: int) -> Seal:
+    """The seal inside a SignedValue, parsed once per distinct seal: an issuer's seal is the
+    same bytes in every document it signs. Seal is immutable, so sharing it is safe."""
+    return _seal_from(_SEAL_CLASSES[version].load(seal_raw, strict=True), seal_raw, version)
+
+
 def _signed_value_from(obj, buf: bytes, version: int) -> SignedValue:
     tbs = obj["to_sign"]
     eseal = tbs["eseal"]
     seal_raw = eseal.dump()
-    seal = _seal_from(eseal, seal_raw, version)
+    seal = _embedded_seal(seal_raw, version)
     if version == 1:
         time_info_raw = _octets(tbs["time_info"])
         time_info = _v1_time_info(time_info_raw)

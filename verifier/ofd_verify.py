@@ -9,6 +9,7 @@ BaseLoc, CheckMethod by name, no Seal element, uncovered OFD.xml), never by file
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import datetime, timedelta, timezone
 
@@ -47,6 +48,13 @@ def _digest_fn(method: str | None):
         fn = _WEAK[key]
         return (lambda data: fn(data).digest()), True
     return None, False
+
+
+@functools.lru_cache(maxsize=256)
+def _memo_verify(cert: Certificate, data: bytes, sig: bytes) -> bool:
+    """SM2 verification remembered for inputs that repeat across documents (an issuer's seal
+    is the same bytes in every licence it seals): a pure function of its arguments."""
+    return cert.public_key.verify(data, sig)
 
 
 def _fmt_time(t: datetime | None) -> str | None:
@@ -168,7 +176,7 @@ class _SignatureCheck:
         maker = self._load_cert(seal.maker_cert, name="seal_maker_cert")
         if maker is not None:
             self._check_sm2("seal_signature", maker, seal.sign_alg, seal.signed_part, seal.maker_signature,
-                            "seal maker's SM2 signature over the seal", "制章者对印章信息的 SM2 签名")
+                            "seal maker's SM2 signature over the seal", "制章者对印章信息的 SM2 签名", memo=True)
         t = sv.time_info
         if t is None:
             self.add("seal_validity", "skip", "no signing time to check the seal period against", "无签章时间，无法检查印章有效期",
@@ -290,10 +298,11 @@ class _SignatureCheck:
             self.summary.kid = cert.kid
         return cert
 
-    def _check_sm2(self, name, cert: Certificate, alg: str, data: bytes, sig: bytes, what_en: str, what_zh: str) -> None:
+    def _check_sm2(self, name, cert: Certificate, alg: str, data: bytes, sig: bytes, what_en: str, what_zh: str,
+                   memo: bool = False) -> None:
         if alg not in _SM2_SIGNATURE_ALGS:
             self.add(name, "skip", f"{what_en}: unsupported algorithm {alg}", f"{what_zh}：不支持的算法 {alg}", undetermined=True)
-        elif cert.public_key.verify(data, sig):
+        elif (_memo_verify(cert, data, sig) if memo else cert.public_key.verify(data, sig)):
             self.add(name, "pass", f"{what_en} verifies", f"{what_zh}验证通过")
         else:
             self.add(name, "fail", f"{what_en} does not verify", f"{what_zh}验证失败")
