@@ -120,3 +120,24 @@ def test_real_console_script(tmp_path, home):
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 3, res.stdout + res.stderr
     assert "无法确认" in res.stdout
+
+
+@pytest.mark.parametrize("name", ["records.jsonl", "records.csv"])
+def test_shipped_examples_issue_cleanly(tmp_path, home, name):
+    """`ecert issue examples/records.jsonl -o out/` works right after `ecert keys init`."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["issue", str(examples / name), "-o", str(out)], env=_env(home))
+    assert r.exit_code == 0, r.output
+    files = list(out.glob("*.ofd"))
+    assert len(files) == 20
+    from ofd.licence.catalogue import default_catalogue
+    from verifier.ofd_verify import verify_ofd
+
+    cats = set()
+    for f in files[:20:4]:
+        rep = runner.invoke(app, ["verify", "--json", str(f)], env=_env(home))
+        assert json.loads(rep.stdout)["verdict"] == "valid"
+    for line in (examples / "records.jsonl").read_text(encoding="utf-8").splitlines():
+        cats.add(json.loads(line)["category"])
+    assert cats == {c.name for c in default_catalogue().categories if c.items}
