@@ -44,7 +44,7 @@ def _register_subcommands() -> None:
     """Each feature module exposes a Typer sub-app; register those that exist."""
     import importlib
 
-    for module, name in (("api.cli_keys", "keys"), ("api.cli_docs", None)):
+    for module, name in (("api.cli_keys", "keys"), ("api.cli_docs", None), ("api.cli_render", None)):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
