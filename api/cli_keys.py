@@ -1,8 +1,9 @@
-"""`ecert keys ...`: bootstrap and inspect the keystore. Never shows private material."""
+"""`ecert keys ...`: bootstrap, inspect, rotate and revoke keys. Never shows private material."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import typer
 from rich import box
@@ -11,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from keys.config import Settings, load_settings
+from keys import rotation
 from keys.store import DEV_ISSUER_CODE, DEV_ISSUER_NAME, PLATFORM, KeyRecord, KeyStore, KeyStoreError
 
 app = typer.Typer(
@@ -100,6 +102,8 @@ def _as_json(r: KeyRecord, names: dict[str, str]) -> dict:
         "kid": r.kid, "issuer_code": r.issuer_code, "issuer_name": names.get(r.issuer_code), "role": r.role,
         "status": r.status, "not_before": r.not_before.isoformat(), "not_after": r.not_after.isoformat(),
         "parent_kid": r.parent_kid,
+        **{k: (getattr(r, k).isoformat() if getattr(r, k) else None) for k in ("activated_at", "retired_at", "revoked_at")},
+        "revocation_reason": r.revocation_reason,
     }
 
 
@@ -126,3 +130,84 @@ def _table(records: list[KeyRecord], names: dict[str, str], width: int) -> Table
             f"{r.not_before:%Y-%m-%d}{sep}{r.not_after:%Y-%m-%d}",
         )
     return table
+
+
+@app.command()
+def rotate(
+    issuer: str = typer.Option(None, "--issuer", help="Rotate this issuer's signing key now."),
+    due: bool = typer.Option(False, "--due", help="Rotate every signing key older than ECERT_ROTATE_AFTER_DAYS."),
+    after_days: int = typer.Option(None, "--after-days", min=1, help="With --due: the age in days (overrides the setting)."),
+    validity_days: int = typer.Option(None, "--validity-days", min=1, help="Validity of the new certificate (default 3 years)."),
+) -> None:
+    """New key, certificate from the root and seal; switch atomically; the old key is retired (verifies, never signs)."""
+    if (issuer is None) == (not due):
+        _fail(ValueError("请指定 --issuer 或 --due 之一 / give exactly one of --issuer X or --due"))
+    with _open() as store:
+        try:
+            if due:
+                done = rotation.rotate_due(store, after_days=after_days)
+            else:
+                done = [rotation.rotate(store, issuer, validity_days=validity_days)]
+            for r in done:
+                _make_seal(store, r.issuer_code)
+        except KeyStoreError as exc:
+            _fail(exc)
+    rotation.crash_point("sealed")
+    if due and not done:
+        typer.echo("没有到期的密钥 / no signing key is due for rotation")
+    for r in done:
+        was = f"{r.old.kid} ({r.old.status})" if r.old else "(no active key)"
+        typer.echo(f"已轮换 / rotated {r.issuer_code}: {was} -> {r.new.kid} (active, until {r.new.not_after:%Y-%m-%d})"
+                   + (" [resumed a staged key]" if r.resumed else ""))
+
+
+def _make_seal(store: KeyStore, issuer_code: str) -> None:
+    """Make the new key's seal now, so no signer pays for it (first writer wins; signers make it if we die first)."""
+    from signer.issue import load_identity
+
+    load_identity(store, issuer_code)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if text is None or text.strip().lower() == "now":
+        return None
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        t = None
+    if t is None or t.tzinfo is None:
+        _fail(ValueError(f"时间格式错误 / --at {text!r}: give an ISO 8601 time with its zone, e.g. 2026-05-01T09:30:00+08:00 "
+                         "or 2026-05-01T01:30:00Z"))
+    return t
+
+
+@app.command()
+def revoke(
+    kid: str = typer.Argument(..., help="Key id to revoke (see `ecert keys list`)."),
+    at: str = typer.Option(None, "--at", help="Cut-off (ISO 8601 with zone; default now): later signatures are invalid."),
+    reason: str = typer.Option(..., "--reason", help="Why, e.g. keyCompromise, superseded, cessationOfOperation."),
+    replace: bool = typer.Option(True, "--rotate/--no-rotate", help="An active signing key is replaced in the same step."),
+) -> None:
+    """Revoke a key from a cut-off time: earlier signatures stay valid (with a warning), later ones are invalid."""
+    cutoff = _parse_time(at)
+    with _open() as store:
+        try:
+            rec = store.get_key(kid)
+            was_active = rec.role == "signing" and rec.status == "active"
+            if replace and was_active:
+                r = rotation.rotate(store, rec.issuer_code, revoke=(kid, cutoff or datetime.now().astimezone(), reason))
+                _make_seal(store, r.issuer_code)
+                typer.echo(f"已启用新密钥 / new active key for {r.issuer_code}: {r.new.kid}")
+            else:
+                store.revoke(kid, reason=reason, at=cutoff)
+            rec = store.get_key(kid)
+        except KeyStoreError as exc:
+            _fail(exc)
+    typer.echo(f"已吊销 / revoked {kid} ({_ROLE_LABEL.get(rec.role, rec.role)} of {rec.issuer_code}) "
+               f"from {rec.revoked_at:%Y-%m-%d %H:%M:%S} UTC: {rec.revocation_reason}")
+    if rec.role != "signing":
+        typer.echo(f"警告 / warning: a revoked {_ROLE_LABEL[rec.role]} invalidates what it vouches for; "
+                   "create a new one and re-issue")
+    elif was_active and not replace:
+        typer.echo(f"警告 / warning: {rec.issuer_code} has no active signing key until `ecert keys rotate --issuer "
+                   f"{rec.issuer_code}`")

@@ -12,7 +12,10 @@ front with ``BEGIN IMMEDIATE``); any database by URL (``postgresql+psycopg://...
 * The root CA and the seal maker (制章者, GB/T 38540) belong to the reserved issuer
   ``platform``; issuing authorities own ``signing`` keys whose certificates the root issues.
 * Key life cycle: ``pending`` (created, not yet used) -> ``active`` -> ``retired`` (verifies,
-  never signs) or ``revoked``.
+  never signs) or ``revoked`` (from a cut-off time: signatures made later are invalid).
+  Switching the active key is one transaction (`switch_to`); `active_kid` lets running
+  signers notice a switch cheaply. Rotation and the trust list build on these
+  (`keys.rotation`, `keys.trustlist`).
 * Each signing key's seal (SES_Seal DER, public) is kept once made (`seal`, `put_seal`).
 """
 
@@ -24,7 +27,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -238,6 +241,8 @@ Index(
 SCHEMA_VERSION = b"1"
 _PG_WRITE_LOCK = 0x6563657274  # "ecert": advisory lock id serialising keystore writers on PostgreSQL
 _KEK_CHECK = "kek_check"
+ACTIVE_KID_TTL = 1.0  # seconds a signer may keep using a key after another process rotated it
+CLOCK_SKEW = dt.timedelta(minutes=5)  # how far a revocation cut-off may lie ahead of this clock
 
 
 # --------------------------------------------------------------------------- engine
@@ -302,6 +307,26 @@ def _now() -> dt.datetime:
     return dt.datetime.now(UTC).replace(microsecond=0)
 
 
+def _check_cutoff(at) -> dt.datetime:
+    if not isinstance(at, dt.datetime) or at.tzinfo is None:
+        raise KeyStoreError("吊销时间须带时区 / revocation time must be a timezone-aware datetime (e.g. ...Z or +08:00)")
+    at = at.astimezone(UTC)
+    if at > dt.datetime.now(UTC) + CLOCK_SKEW:
+        raise KeyStoreError(
+            f"吊销时间不能在将来 / revocation time {at:%Y-%m-%d %H:%M:%S} UTC lies in the future; revoke when it is due"
+        )
+    return at
+
+
+def _check_reason(reason) -> str:
+    if (
+        not isinstance(reason, str) or not reason.strip() or len(reason.strip()) > 200
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in reason)
+    ):
+        raise KeyStoreError("吊销原因无效 / revocation reason must be 1-200 printable characters (e.g. keyCompromise)")
+    return reason.strip()
+
+
 def _add_years(t: dt.datetime, years: int) -> dt.datetime:
     try:
         return t.replace(year=t.year + years)
@@ -332,6 +357,8 @@ class KeyStore:
         self.url = self._engine.url.render_as_string(hide_password=True)  # password hidden: safe to show
         self._cache: dict[str, sm2.PrivateKey] = {}
         self._cache_lock = threading.Lock()
+        self._active_kids: dict[tuple[str, str], tuple[str | None, float]] = {}  # (issuer, role) -> (kid, when)
+        self.active_kid_ttl = ACTIVE_KID_TTL
         try:
             self._kek = self._open()
         except BaseException:
@@ -541,6 +568,7 @@ class KeyStore:
                 c.execute(insert(keys_t).values(**row))
                 if mode != "pending":
                     self._activate(c, kid, issuer_code, role, now)
+            self._active_kids.clear()
         except IntegrityError:
             if mode == "if_absent":  # a concurrent run activated one first (PostgreSQL)
                 return self.active_key(issuer_code, role), False
@@ -550,21 +578,114 @@ class KeyStore:
         return self.get_key(kid), True
 
     @staticmethod
-    def _activate(c: Connection, kid: str, issuer_code: str, role: str, now: dt.datetime) -> None:
+    def _activate(
+        c: Connection, kid: str, issuer_code: str, role: str, now: dt.datetime,
+        revoke_as: tuple[dt.datetime, str] | None = None, checkpoint: Callable[[], None] | None = None,
+    ) -> None:
+        """Retire (or revoke) the active key of (issuer, role) and activate ``kid``, inside the caller's transaction.
+
+        Both updates commit together, so a reader sees the old key or the new one, never none."""
+        previous = {"status": "retired", "retired_at": now}
+        if revoke_as is not None:  # (cut-off, reason)
+            previous.update(status="revoked", revoked_at=revoke_as[0], revocation_reason=revoke_as[1])
         c.execute(
-            update(keys_t)
-            .where(keys_t.c.issuer_code == issuer_code, keys_t.c.role == role, _ACTIVE)
-            .values(status="retired", retired_at=now)
+            update(keys_t).where(keys_t.c.issuer_code == issuer_code, keys_t.c.role == role, _ACTIVE).values(**previous)
         )
+        if checkpoint is not None:  # rotation's crash-test hook, between the two updates
+            checkpoint()
         c.execute(update(keys_t).where(keys_t.c.kid == kid).values(status="active", activated_at=now))
 
     def activate(self, kid: str) -> KeyRecord:
         """Make a pending key the active one of its (issuer, role); the previous one is retired atomically."""
-        rec = self.get_key(kid)
-        if rec.status != "pending":
-            raise KeyStoreError(f"只能启用待用密钥 / only a pending key can be activated ({kid} is {rec.status})")
+        return self.switch_to(kid)[0]
+
+    def switch_to(
+        self,
+        kid: str,
+        *,
+        revoke_previous: tuple[str, dt.datetime, str] | None = None,
+        checkpoint: Callable[[], None] | None = None,
+    ) -> tuple[KeyRecord, KeyRecord | None]:
+        """Make a pending key the active one of its (issuer, role) in one transaction: (new, previous).
+
+        The previous active key is retired, or revoked with ``revoke_previous = (its kid, cut-off,
+        reason)``; if another key became active meanwhile nothing changes and KeyStoreError says so.
+        Activating a key that is already active changes nothing (a repeated rotation finishing).
+        """
+        if revoke_previous is not None:
+            expected, cutoff, reason = revoke_previous
+            revoke_previous = (expected, _check_cutoff(cutoff), _check_reason(reason))
         with self._tx(write=True) as c:
-            self._activate(c, kid, rec.issuer_code, rec.role, _now())
+            row = c.execute(select(*_PUBLIC_COLUMNS).where(keys_t.c.kid == kid)).first()
+            if row is None:
+                raise UnknownKey(f"未知密钥 / unknown key id {kid!r}")
+            rec = _record(row)
+            if rec.status == "active":
+                return rec, None
+            if rec.status != "pending":
+                raise KeyStoreError(f"只能启用待用密钥 / only a pending key can be activated ({kid} is {rec.status})")
+            if rec.not_after <= dt.datetime.now(UTC):
+                raise KeyStoreError(f"待用密钥已过期 / pending key {kid} expired on {rec.not_after:%Y-%m-%d}")
+            previous = self._find_active(c, rec.issuer_code, rec.role)
+            if revoke_previous is not None and (previous is None or previous.kid != revoke_previous[0]):
+                raise KeyStoreError(
+                    f"当前有效密钥已变更 / {revoke_previous[0]} is no longer the active key of {rec.issuer_code!r} "
+                    "(rotated meanwhile); revoke it on its own"
+                )
+            self._activate(c, kid, rec.issuer_code, rec.role, _now(), revoke_previous and revoke_previous[1:], checkpoint)
+        self._active_kids.clear()
+        return self.get_key(kid), (self.get_key(previous.kid) if previous is not None else None)
+
+    def pending_key(self, issuer_code: str, role: str = "signing") -> KeyRecord | None:
+        """The newest unexpired pending key of (issuer, role): staged for activation, e.g. by a rotation cut short."""
+        now = dt.datetime.now(UTC)
+        found = [r for r in self.list_keys(issuer_code) if r.role == role and r.status == "pending" and r.not_after > now]
+        return found[-1] if found else None
+
+    def active_kid(self, issuer_code: str, role: str = "signing", *, max_age: float | None = None) -> str | None:
+        """The kid of the active key, or None; cached ``max_age`` seconds (default ``self.active_kid_ttl``).
+
+        Cheap enough to call per request: long-running signers poll it to notice a rotation made
+        by another process without restarting."""
+        ttl = self.active_kid_ttl if max_age is None else max_age
+        now = time.monotonic()
+        hit = self._active_kids.get((issuer_code, role))
+        if hit is not None and now - hit[1] < ttl:
+            return hit[0]
+        with self._tx() as c:
+            kid = c.scalar(
+                select(keys_t.c.kid).where(keys_t.c.issuer_code == issuer_code, keys_t.c.role == role, _ACTIVE)
+            )
+        self._active_kids[(issuer_code, role)] = (kid, now)
+        return kid
+
+    def revoke(self, kid: str, *, reason: str, at: dt.datetime | None = None) -> KeyRecord:
+        """Revoke ``kid`` from cut-off ``at`` (default now; may lie in the past, never in the future).
+
+        Signatures made before the cut-off stay valid (with a warning), later ones are invalid;
+        the private key never leaves the store again. An active key leaves its issuer without
+        one: rotate with ``keys.rotation.rotate(..., revoke=...)`` to replace it in the same step.
+        A revoked key's cut-off may only be moved earlier.
+        """
+        at = _check_cutoff(at if at is not None else _now())
+        reason = _check_reason(reason)
+        with self._tx(write=True) as c:
+            row = c.execute(select(*_PUBLIC_COLUMNS).where(keys_t.c.kid == kid)).first()
+            if row is None:
+                raise UnknownKey(f"未知密钥 / unknown key id {kid!r}")
+            rec = _record(row)
+            if rec.status == "revoked" and rec.revoked_at is not None and rec.revoked_at <= at:
+                raise KeyStoreError(
+                    f"密钥已吊销 / key {kid} is already revoked since {rec.revoked_at:%Y-%m-%d %H:%M:%S} UTC "
+                    "(a cut-off can only be moved earlier)"
+                )
+            values = {"status": "revoked", "revoked_at": at, "revocation_reason": reason}
+            if rec.status == "active":
+                values["retired_at"] = _now()
+            c.execute(update(keys_t).where(keys_t.c.kid == kid).values(**values))
+        with self._cache_lock:
+            self._cache.pop(kid, None)
+        self._active_kids.clear()
         return self.get_key(kid)
 
     # ---- seals

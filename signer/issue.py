@@ -69,11 +69,17 @@ class LicenceIssuer:
         self.issuer_code = issuer_code
         self._lock = threading.Lock()
         self._identity: SigningIdentity | None = None
+        self._seen_kid: str | None = None  # the active kid when _identity was loaded
 
     def identity(self) -> SigningIdentity:
+        """The active identity, reloaded when another process rotates the key (noticed within
+        `keys.store.ACTIVE_KID_TTL`); a request already holding the old one still signs with it."""
+        active = self.store.active_kid(self.issuer_code)
         with self._lock:
-            if self._identity is None:
-                self._identity = load_identity(self.store, self.issuer_code)
+            if self._identity is None or active != self._seen_kid:  # compare with what the check said last time:
+                # a stale cached kid then costs one reload, not one per call
+                self._identity = load_identity(self.store, self.issuer_code)  # NoActiveKey if revoked, not replaced
+                self._seen_kid = active
             return self._identity
 
     def issue(self, record, *, when: datetime | None = None, qr_text: str | None = None) -> IssuedLicence:
