@@ -1,15 +1,50 @@
-"""The FastAPI application."""
+"""The FastAPI application: ``create_app(settings)``, and ``app`` for ``uvicorn api.app:app``.
+
+Routes live in ``api/routes_*.py`` by area; this module only assembles them with the
+error handlers, the request-size limit and the metrics middleware. Nothing heavy
+happens at import: the keystore opens on first use, the signing processes start on the
+first licence or verification, and both are closed at shutdown (lifespan).
+"""
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
-app = FastAPI(title="ecert", version="0.1.0", description="Electronic Special Operation Certificates: issue, seal, verify.")
+from . import routes_licences, routes_ops, routes_verify
+from .deps import AppState
+from .errors import BodyLimit, install_error_handlers
+from .metrics import RequestMetrics
+from .settings import ApiSettings, load_api_settings
+
+DESCRIPTION = """Electronic Special Operation Certificates (特种作业操作证, C 0210-2021):
+issue and seal (SM2/SM3, GB/T 38540) as OFD (GB/T 33190), verify any signed OFD.
+
+Issuing needs a bearer token with the `issue` scope (`ecert tokens create --scope issue`);
+verification is public. Errors are JSON: `error`, `message_zh`, `message_en` and, for
+records, `errors` by field."""
 
 
-@app.get("/healthz", tags=["ops"])
-def healthz() -> dict:
-    from keys import sm2
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """A new app; ``settings`` default to the environment. Opens nothing until the first request."""
 
-    sign_backend, verify_backend = sm2.backends()
-    return {"status": "ok", "sm2": {"sign": sign_backend, "verify": verify_backend}}
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.ecert.pool.warm()
+        yield
+        app.state.ecert.close()
+
+    settings = settings or load_api_settings()
+    app = FastAPI(title="ecert", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.ecert = AppState.from_settings(settings)
+    install_error_handlers(app)
+    for module in (routes_licences, routes_verify, routes_ops):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, default=settings.max_upload_bytes,
+                       per_path={"/v1/licences:batch": settings.max_batch_bytes})
+    app.add_middleware(RequestMetrics)
+    return app
+
+
+app = create_app()

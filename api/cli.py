@@ -33,6 +33,10 @@ def serve(
     with KeyStore() as store:
         init = store.init_dev()
         where = store.settings.home
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from api.metrics import prepare_multiprocess  # /metrics sums every worker
+
+        prepare_multiprocess(where / "prometheus")
     if init.changed:
         typer.echo(f"development keys created in {where}: {', '.join(init.created)}")
     typer.echo(f"issuer {init.issuer.code} ({init.issuer.name}), signing key {init.signing.kid}")
@@ -44,7 +48,8 @@ def _register_subcommands() -> None:
     """Each feature module exposes a Typer sub-app; register those that exist."""
     import importlib
 
-    for module, name in (("api.cli_keys", "keys"), ("api.cli_docs", None), ("api.cli_render", None)):
+    for module, name in (("api.cli_keys", "keys"), ("api.cli_docs", None), ("api.cli_render", None), ("api.cli_trust", "trust"),
+                         ("api.cli_tokens", "tokens")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
