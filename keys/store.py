@@ -263,7 +263,14 @@ def make_engine(url: str) -> Engine:
         if u.database and u.database != ":memory:":
             path = Path(u.database)
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite gives -wal/-shm the same mode
+            # Create the file 0600 (SQLite gives -wal/-shm the same mode) only when missing: opening
+            # and closing an existing database file drops every POSIX lock this process holds on it
+            # (fcntl semantics), which lets another process checkpoint under live connections.
+            if not path.exists():
+                try:
+                    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+                except FileExistsError:
+                    pass
         engine = create_engine(u, connect_args={"timeout": 30})
     except ImportError as exc:
         raise KeyStoreError(
