@@ -134,8 +134,10 @@ def issue(
     from keys.store import KeyStore
     from ofd.licence.errors import LicenceError
     from signer.issue import LicenceIssuer
+    from signer.registry import Registry, RegistryError
 
     store = KeyStore()
+    registry = Registry(store)
     out.mkdir(parents=True, exist_ok=True)
     issuers: dict[str, LicenceIssuer] = {}
     ok = bad = 0
@@ -151,13 +153,20 @@ def issue(
                     rec["photo"] = base64.b64encode(p.read_bytes()).decode()
             code = issuer_code or rec.get("issuer_code", "")
             iss = issuers.get(code) or issuers.setdefault(code, LicenceIssuer(store, code))
-            result = iss.issue(rec)
+            outcome = registry.issue_file(iss, rec)
+            result = outcome.issued
             target = out / f"{result.identifier}.ofd"
             tmp = target.with_suffix(".ofd.part")
             tmp.write_bytes(result.data)
             tmp.replace(target)  # never a half-written licence under its final name
-            manifest.write(json.dumps({"line": line, "identifier": result.identifier, "sm3": result.sm3_hex}) + "\n")
+            manifest.write(json.dumps({"line": line, "identifier": result.identifier, "sm3": result.sm3_hex,
+                                       "registered": outcome.created}) + "\n")
             ok += 1
+        except RegistryError as exc:
+            bad += 1
+            manifest.write(json.dumps({"line": line, "error": exc.code, "message_zh": exc.message_zh,
+                                       "message_en": exc.message_en}, ensure_ascii=False) + "\n")
+            console.print(f"[red]line {line}: {exc.message_en}[/red]")
         except LicenceError as exc:
             bad += 1
             manifest.write(json.dumps({"line": line, "errors": exc.as_dicts()}, ensure_ascii=False) + "\n")

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keys.config import Settings
 from keys.store import KeyStore, KeyStoreError, UnknownIssuer
+from signer.licence_status import TransitionError
 from ofd.licence.errors import ConfigError, LicenceError, field_error
 
 log = logging.getLogger("ecert.api")
@@ -55,6 +56,19 @@ class WorkContext:
                 self._store = KeyStore(self.settings)
             return self._store
 
+    @property
+    def registry(self):
+        """The licence registry and issuance log (same database as the keystore)."""
+        from signer.registry import Registry
+
+        with self._lock:
+            reg = getattr(self, "_registry", None)
+        if reg is None:
+            reg = Registry(self.store)
+            with self._lock:
+                self._registry = getattr(self, "_registry", None) or reg
+        return self._registry
+
     def issuer(self, code: str):
         """The issuer's `LicenceIssuer`, made afresh when its active key changed (rotation or
         revocation by another process), so a long-lived worker never signs with a retired key."""
@@ -74,9 +88,13 @@ class WorkContext:
 
         try:
             lic = validate_record(record)
-            issued = self.issuer(lic.issuer_code).issue(lic)
+            out = self.registry.issue_file(self.issuer(lic.issuer_code), lic)
+            issued = out.issued
         except LicenceError as exc:
             return {"errors": exc.as_dicts()}
+        except TransitionError as exc:  # e.g. re-issuing a revoked licence unchanged
+            return {"errors": [{"field": "record", "code": exc.code, "message_zh": exc.message_zh,
+                                "message_en": exc.message_en}]}
         except UnknownIssuer:
             err = field_error("issuer_code", "unknown_issuer", "本服务没有该发证机关的签章密钥",
                               "this service holds no signing key for that issuer")
@@ -94,6 +112,7 @@ class WorkContext:
             "signed_at": issued.signed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "development": lic.is_development,
             "licence": lic.public_view(),
+            "registered": out.created,  # False: the same record was issued before (same identifier)
         }
 
     def verify(self, data: bytes) -> dict:
