@@ -13,6 +13,7 @@ from ofd import layout
 from ofd.licence.model import Licence, validate_record
 
 from .ofd_sign import SigningIdentity, StampPlacement, sign_package
+from .qr_payload import make_qr_text
 from .seal import make_issuer_seal
 
 DEFAULT_PORTAL = "http://127.0.0.1:8000"
@@ -20,11 +21,6 @@ DEFAULT_PORTAL = "http://127.0.0.1:8000"
 
 def portal_url() -> str:
     return os.environ.get("ECERT_PORTAL_URL", DEFAULT_PORTAL).rstrip("/")
-
-
-def placeholder_qr(lic: Licence) -> str:
-    """Until signed QR payloads exist: the portal's verification page for this identifier."""
-    return f"{portal_url()}/v#{lic.identifier}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,8 @@ class LicenceIssuer:
                                            f"this service issues for {self.issuer_code}")])
         when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
         ident = self.identity()
-        pkg = layout.build_licence_package(lic, qr_text=qr_text or placeholder_qr(lic), created=when)
+        qr = qr_text or make_qr_text(lic, ident, portal=portal_url(), when=when)  # signed, verifiable offline
+        pkg = layout.build_licence_package(lic, qr_text=qr, created=when)
         signed = sign_package(pkg, ident, when=when, stamps=[StampPlacement(layout.PAGE_ID, layout.SEAL_BOX_MM)])
         data = signed.to_bytes()
         return IssuedLicence(licence=lic, data=data, sm3_hex=sm3(data).hex(), kid=ident.kid, signed_at=when)
