@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import sm2_bench
+from . import licence_bench, qr_bench, sm2_bench
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -24,6 +24,14 @@ def main() -> int:
         r = sm2_bench.run()
     figures.update(r)
     rows += sm2_bench.table_rows(r)
+    with console.status("licence issue+sign and verify ..."):
+        lr = licence_bench.run()
+    figures.update(lr)
+    rows += licence_bench.table_rows(lr, r)
+    with console.status("QR payload verify ..."):
+        qr = qr_bench.run()
+    figures.update(qr)
+    rows += qr_bench.table_rows(qr)
 
     table = Table(title=f"ecert benchmarks — one core, one run ({platform.processor() or platform.machine()})")
     for col in ("operation", "ecert", "baseline (same run)", "ratio"):
