@@ -93,3 +93,25 @@ def postgres_url():
         if url is None:
             pytest.skip("no PostgreSQL server available (install Debian package postgresql)")
         yield url
+
+
+@pytest.fixture
+def pg_schema(postgres_url):
+    """A fresh PostgreSQL schema for one test: `.url` (search_path set to it), `.schema`, `.admin`
+    (an engine on the server for direct SQL); dropped afterwards."""
+    import types
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"ecert_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in postgres_url else "?"
+    try:
+        yield types.SimpleNamespace(url=f"{postgres_url}{sep}options=-csearch_path%3D{schema}", schema=schema, admin=admin)
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -307,40 +307,29 @@ def test_cli_log_verify_show_proof_head(filled, monkeypatch, tmp_path):
     assert res.exit_code == 1 and "first bad seq: 7" in res.output
 
 
-def test_postgresql_registry(tmp_path, postgres_url):
-    import uuid
-
-    from sqlalchemy import create_engine, text
+def test_postgresql_registry(tmp_path, pg_schema):
+    from sqlalchemy import text
 
     from keys.config import load_settings
     from keys.store import KeyStore
     from signer.issue import LicenceIssuer
     from signer.registry import Registry
 
-    schema = f"ecert_reg_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    scoped = f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
-    try:
-        settings = load_settings({"ECERT_HOME": str(tmp_path), "ECERT_DATABASE_URL": scoped,
-                                  "ECERT_KEK": "00112233445566778899aabbccddeeff"})
-        with KeyStore(settings) as store, Registry(store) as reg:
-            init = store.init_dev()
-            env = Env(str(tmp_path), store, LicenceIssuer(store, init.issuer.code), reg, init.issuer.code,
-                      init.issuer.name)
-            ids = [env.issue(i).entry.identifier for i in (1, 2)]
-            assert not env.issue(1).created
-            assert env.issue(1, item="高压电工作业").entry.version == 2
-            reg.revoke(ids[1], "accident")
-            check = reg.verify_log()
-            assert check.ok and check.size == 4 and check.root == reg.log.head().root
-            assert reg.log.inclusion_proof(2).verify()
-            with admin.begin() as c:
-                c.execute(text(f'UPDATE "{schema}".registry_log SET at = \'2020-01-01T00:00:00Z\' WHERE seq = 3'))
-            check = reg.verify_log()
-            assert (check.first_bad_seq, check.problems[0].code) == (3, "altered")
-    finally:
+    schema, admin, scoped = pg_schema.schema, pg_schema.admin, pg_schema.url
+    settings = load_settings({"ECERT_HOME": str(tmp_path), "ECERT_DATABASE_URL": scoped,
+                              "ECERT_KEK": "00112233445566778899aabbccddeeff"})
+    with KeyStore(settings) as store, Registry(store) as reg:
+        init = store.init_dev()
+        env = Env(str(tmp_path), store, LicenceIssuer(store, init.issuer.code), reg, init.issuer.code,
+                  init.issuer.name)
+        ids = [env.issue(i).entry.identifier for i in (1, 2)]
+        assert not env.issue(1).created
+        assert env.issue(1, item="高压电工作业").entry.version == 2
+        reg.revoke(ids[1], "accident")
+        check = reg.verify_log()
+        assert check.ok and check.size == 4 and check.root == reg.log.head().root
+        assert reg.log.inclusion_proof(2).verify()
         with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+            c.execute(text(f'UPDATE "{schema}".registry_log SET at = \'2020-01-01T00:00:00Z\' WHERE seq = 3'))
+        check = reg.verify_log()
+        assert (check.first_bad_seq, check.problems[0].code) == (3, "altered")

@@ -436,43 +436,30 @@ def test_dev_issuer_uscc_is_syntactically_valid():
 
 # --------------------------------------------------------------------------- PostgreSQL
 
-def test_postgresql_store(tmp_path, postgres_url):
-    url = postgres_url
-    import uuid
+def test_postgresql_store(tmp_path, pg_schema):
+    from sqlalchemy import text
 
-    from sqlalchemy import create_engine, text
-
-    schema = f"ecert_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
+    schema, admin, scoped = pg_schema.schema, pg_schema.admin, pg_schema.url
+    env = {"ECERT_DATABASE_URL": scoped, "ECERT_KEK": KEK_A}
+    race_first_runs(settings_for(tmp_path, **env))
+    with KeyStore(settings_for(tmp_path, **env)) as s:
+        first = s.init_dev()
+        assert s.init_dev().created == ()
+        key, cert, rec = s.signer(DEV_ISSUER_CODE)
+        assert x509.Certificate.load(cert).public_key.verify(b"m", key.sign(b"m"))
+        assert rec.not_after.tzinfo is not None
+        assert s.put_seal(rec.kid, b"seal") == s.put_seal(rec.kid, b"other") == s.seal(rec.kid) == b"seal"
+        s.create_key(DEV_ISSUER_CODE, "signing")
+        assert s.get_key(first.signing.kid).status == "retired"
+    with pytest.raises(KekError):
+        KeyStore(settings_for(tmp_path, ECERT_DATABASE_URL=scoped, ECERT_KEK="ff" * 16))
     with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in url else "?"
-    scoped = f"{url}{sep}options=-csearch_path%3D{schema}"
-    try:
-        env = {"ECERT_DATABASE_URL": scoped, "ECERT_KEK": KEK_A}
-        race_first_runs(settings_for(tmp_path, **env))
-        with KeyStore(settings_for(tmp_path, **env)) as s:
-            first = s.init_dev()
-            assert s.init_dev().created == ()
-            key, cert, rec = s.signer(DEV_ISSUER_CODE)
-            assert x509.Certificate.load(cert).public_key.verify(b"m", key.sign(b"m"))
-            assert rec.not_after.tzinfo is not None
-            assert s.put_seal(rec.kid, b"seal") == s.put_seal(rec.kid, b"other") == s.seal(rec.kid) == b"seal"
-            s.create_key(DEV_ISSUER_CODE, "signing")
-            assert s.get_key(first.signing.kid).status == "retired"
-        with pytest.raises(KekError):
-            KeyStore(settings_for(tmp_path, ECERT_DATABASE_URL=scoped, ECERT_KEK="ff" * 16))
-        with admin.begin() as c:
-            c.execute(text(f'SET search_path TO "{schema}"'))
-            with pytest.raises(Exception, match="uq_keystore_one_active"):
-                with c.begin_nested():
-                    c.execute(text(
-                        "INSERT INTO keystore_keys (kid, issuer_code, role, status, cert_der, wrapped_key, "
-                        "not_before, not_after, created_at) SELECT 'ffffffffffffffff', issuer_code, role, 'active', "
-                        "cert_der, wrapped_key, not_before, not_after, created_at FROM keystore_keys "
-                        "WHERE status = 'active' AND role = 'root'"
-                    ))
-    finally:
-        with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        c.execute(text(f'SET search_path TO "{schema}"'))
+        with pytest.raises(Exception, match="uq_keystore_one_active"):
+            with c.begin_nested():
+                c.execute(text(
+                    "INSERT INTO keystore_keys (kid, issuer_code, role, status, cert_der, wrapped_key, "
+                    "not_before, not_after, created_at) SELECT 'ffffffffffffffff', issuer_code, role, 'active', "
+                    "cert_der, wrapped_key, not_before, not_after, created_at FROM keystore_keys "
+                    "WHERE status = 'active' AND role = 'root'"
+                ))

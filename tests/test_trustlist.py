@@ -239,35 +239,22 @@ def test_trust_cli_verify(store, tmp_path):
     assert res.exit_code == 1 and "max_age" in res.output
 
 
-def test_postgresql_rotation_revocation_and_trust_list(tmp_path, postgres_url):
+def test_postgresql_rotation_revocation_and_trust_list(tmp_path, pg_schema):
     """The same life cycle on PostgreSQL (timezone-aware columns, advisory-lock writers)."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
     from keys import rotation
 
-    schema = f"ecert_rot_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}options=-csearch_path%3D{schema}"
+    url = pg_schema.url
     env = {"ECERT_DATABASE_URL": url, "ECERT_KEK": "00112233445566778899aabbccddeeff", "ECERT_HOME": str(tmp_path)}
-    try:
-        with KeyStore(load_settings(env)) as s:
-            s.init_dev()
-            first = s.active_kid(DEV_ISSUER_CODE)
-            r = rotation.rotate(s, DEV_ISSUER_CODE)
-            assert r.old.kid == first and s.active_kid(DEV_ISSUER_CODE, max_age=0) == r.new.kid
-            cutoff = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
-            r2 = rotation.rotate(s, DEV_ISSUER_CODE, revoke=(r.new.kid, cutoff, "keyCompromise"))
-            assert s.get_key(r.new.kid).revoked_at == cutoff and r2.old.status == "revoked"
-            signed = build_trust_list(s)
-            tl = load_trust_list(signed.json_bytes, signed.signature, s.root().cert_der)
-            assert {k: v.status for k, v in tl.keys.items() if v.role == "signing"} == {
-                first: "retired", r.new.kid: "revoked", r2.new.kid: "active"}
-            assert tl.revocation(r.new.kid) == tlmod.KeyStatus("revoked", cutoff, "keyCompromise")
-    finally:
-        with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with KeyStore(load_settings(env)) as s:
+        s.init_dev()
+        first = s.active_kid(DEV_ISSUER_CODE)
+        r = rotation.rotate(s, DEV_ISSUER_CODE)
+        assert r.old.kid == first and s.active_kid(DEV_ISSUER_CODE, max_age=0) == r.new.kid
+        cutoff = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
+        r2 = rotation.rotate(s, DEV_ISSUER_CODE, revoke=(r.new.kid, cutoff, "keyCompromise"))
+        assert s.get_key(r.new.kid).revoked_at == cutoff and r2.old.status == "revoked"
+        signed = build_trust_list(s)
+        tl = load_trust_list(signed.json_bytes, signed.signature, s.root().cert_der)
+        assert {k: v.status for k, v in tl.keys.items() if v.role == "signing"} == {
+            first: "retired", r.new.kid: "revoked", r2.new.kid: "active"}
+        assert tl.revocation(r.new.kid) == tlmod.KeyStatus("revoked", cutoff, "keyCompromise")
