@@ -10,6 +10,7 @@ Only stored (0) and deflate (8) entries are accepted, as OFD producers write no 
 
 from __future__ import annotations
 
+import operator
 import re
 import struct
 import zlib
@@ -177,14 +178,17 @@ def _read_directory(data: bytes, limits: Limits) -> tuple[list[_Entry], int]:
     entries: list[_Entry] = []
     seen: set[str] = set()
     total = 0
+    unpack, head = _CDH.unpack_from, _CDH.size
     for _ in range(count):
-        if pos + _CDH.size > cd_end or data[pos : pos + 4] != _SIG_CDH:
+        if pos + head > cd_end:
             raise _corrupt("bad central directory header")
-        (_, _, _, flags, method, _, _, crc, csize, usize, nlen, elen, clen, _, _, _, offset) = _CDH.unpack_from(data, pos)
-        name_end = pos + _CDH.size + nlen
+        (sig, _, _, flags, method, _, _, crc, csize, usize, nlen, elen, clen, _, _, _, offset) = unpack(data, pos)
+        if sig != _SIG_CDH:
+            raise _corrupt("bad central directory header")
+        name_end = pos + head + nlen
         if name_end + elen + clen > cd_end:
             raise _corrupt("central directory entry overruns the directory")
-        raw = data[pos + _CDH.size : name_end]
+        raw = data[pos + head : name_end]
         if 0xFFFFFFFF in (usize, csize, offset):
             usize, csize, offset = _zip64_sizes(data[name_end : name_end + elen], usize, csize, offset)
         pos = name_end + elen + clen
@@ -231,19 +235,25 @@ def _check_file_dir_clash(names: set[str]) -> None:
         raise UnsafePackage("duplicate_name", entry=min(clash))
 
 
+_by_offset = operator.attrgetter("offset")
+
+
 def _locate_data(data: bytes, entries: list[_Entry], cd_start: int) -> None:
     """Check local headers against the directory; entries must tile the file with no overlap or gap."""
     expected, prev_descriptor = 0, False
-    for e in sorted(entries, key=lambda x: x.offset):
+    unpack, head = _LFH.unpack_from, _LFH.size
+    for e in sorted(entries, key=_by_offset):
         gap = e.offset - expected
         if gap < 0:
             raise UnsafePackage("overlapping_entries", entry=e.name)
         if gap and not (prev_descriptor and gap in _DESCRIPTOR_SIZES):
             raise UnsafePackage("hidden_data", size=gap, offset=expected)
-        if e.offset + _LFH.size > cd_start or data[e.offset : e.offset + 4] != _SIG_LFH:
+        if e.offset + head > cd_start:
             raise _corrupt(f"bad local header for '{e.name}'")
-        _, _, lflags, lmethod, _, _, lcrc, lcsize, lusize, nlen, elen = _LFH.unpack_from(data, e.offset)
-        start = e.offset + _LFH.size
+        sig, _, lflags, lmethod, _, _, lcrc, lcsize, lusize, nlen, elen = unpack(data, e.offset)
+        if sig != _SIG_LFH:
+            raise _corrupt(f"bad local header for '{e.name}'")
+        start = e.offset + head
         if data[start : start + nlen] != e.raw_name:
             raise _corrupt(f"local name differs from directory name for '{e.name}'")
         if lflags & (_FLAG_ENCRYPTED | _FLAG_STRONG_ENC):

@@ -11,6 +11,12 @@ trailing bytes, bounded depth and size. asn1crypto (which is BER-lenient and sil
 accepts extra SEQUENCE elements) then only has to check the schema. Every failure is
 one typed `SESError`.
 
+Verification speed (issue 4): an issuer's seal is the same bytes inside every
+SignedValue it makes, so seals accepted once are remembered (`_KnownSeals`); a
+SignedValue of the common V4/V5 shape around a known seal is then walked and decoded
+by hand, only outside the seal (`_plain_signed_value`). Anything else takes the full
+path, and tests/test_verify_fast_paths.py proves both give the same values and errors.
+
 Vendor tolerances, and nothing more (each one seen in real files or in ofdrw's parser):
   * optional fields (SES_SealInfo/TBS_Sign extDatas, SES_Signature/V5 seal timeStamp)
     both untagged and `[0] EXPLICIT`;
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -121,6 +128,13 @@ def check_der(der, what: str = "DER") -> bytes:
     Walks every constructed value (iteratively, depth-bounded) and checks the
     primitive encodings asn1crypto would otherwise accept in BER form.
     """
+    buf = _der_bytes(der, what)
+    tag, s, e = _top(buf, what)
+    _walk(buf, tag, s, e, what)
+    return buf
+
+
+def _der_bytes(der, what: str) -> bytes:
     if not isinstance(der, (bytes, bytearray, memoryview)):
         raise SESError("not_bytes", f"{what} must be bytes, not {type(der).__name__}", f"{what} 必须是字节串")
     buf = bytes(der)
@@ -129,11 +143,22 @@ def check_der(der, what: str = "DER") -> bytes:
         raise SESError("empty", f"{what} is empty", f"{what} 为空")
     if n > MAX_DER_SIZE:
         raise SESError("too_large", f"{what} is {n} bytes, over the {MAX_DER_SIZE} limit", f"{what} 过大（{n} 字节）")
+    return buf
+
+
+def _top(buf: bytes, what: str) -> tuple[int, int, int]:
+    """(tag, content_start, content_end) of the one value that must fill `buf` exactly."""
+    n = len(buf)
     tag, s, e = _header(buf, 0, n, True)
     if e != n:
         raise SESError("trailing_data", f"{n - e} trailing bytes after the {what} value", f"{what} 之后有 {n - e} 个多余字节")
+    return tag, s, e
+
+
+def _walk(buf: bytes, tag: int, s: int, e: int, what: str) -> tuple[int, int]:
+    """Check every element of the value (tag, s, e); return (elements, deepest constructed depth)."""
     stack = [(tag, s, e, 0)]
-    count = 0
+    count = deepest = 0
     while stack:
         tag, s, e, depth = stack.pop()
         count += 1
@@ -150,12 +175,14 @@ def check_der(der, what: str = "DER") -> bytes:
             continue
         if depth >= MAX_DEPTH:
             raise SESError("too_deep", f"{what} nests deeper than {MAX_DEPTH} levels", f"{what} 嵌套超过 {MAX_DEPTH} 层")
+        if depth > deepest:
+            deepest = depth
         i = s
         while i < e:
             ctag, cs, ce = _header(buf, i, e, False)
             stack.append((ctag, cs, ce, depth + 1))
             i = ce
-    return buf
+    return count, deepest
 
 
 def der_children(buf: bytes, start: int = 0) -> list[tuple[int, int, int, int]]:
@@ -632,18 +659,50 @@ def _v1_time_info(raw: bytes) -> datetime | None:
     return None
 
 
-@functools.lru_cache(maxsize=128)
-def _embedded_seal(seal_raw: bytes, version: int) -> Seal:
-    """The seal inside a SignedValue, parsed once per distinct seal: an issuer's seal is the
-    same bytes in every document it signs. Seal is immutable, so sharing it is safe."""
-    return _seal_from(_SEAL_CLASSES[version].load(seal_raw, strict=True), seal_raw, version)
+class _KnownSeals:
+    """Seals already accepted inside a SignedValue (strict DER and schema), by their exact bytes.
+
+    An issuer's seal is the same ~10-20 KiB in every document it signs; remembering it
+    lets `parse_signed_value` check and parse only the few hundred bytes around it.
+    Bounded in count and entry size; Seal is immutable, so sharing it is safe.
+    """
+
+    MAX_ENTRIES = 64
+    MAX_SEAL_BYTES = 128 * 1024  # real seals are < 100 KiB
+
+    def __init__(self) -> None:
+        self._seals: dict[bytes, tuple[Seal, int, int]] = {}  # raw -> (seal, elements, deepest)
+        self._lock = threading.Lock()
+
+    def get(self, raw: bytes) -> tuple[Seal, int, int] | None:
+        return self._seals.get(raw)
+
+    def seal(self, raw: bytes, version: int) -> Seal:
+        known = self._seals.get(raw)
+        if known is not None and known[0].version == version:
+            return known[0]
+        return _seal_from(_SEAL_CLASSES[version].load(raw, strict=True), raw, version)
+
+    def remember(self, seal: Seal) -> None:
+        raw = seal.raw
+        if seal.version == 1 or len(raw) > self.MAX_SEAL_BYTES or raw in self._seals:
+            return
+        tag, s, e = _top(raw, "Seal")
+        count, deepest = _walk(raw, tag, s, e, "Seal")
+        with self._lock:
+            while len(self._seals) >= self.MAX_ENTRIES:
+                del self._seals[next(iter(self._seals))]
+            self._seals[raw] = (seal, count, deepest)
+
+
+_KNOWN_SEALS = _KnownSeals()
 
 
 def _signed_value_from(obj, buf: bytes, version: int) -> SignedValue:
     tbs = obj["to_sign"]
     eseal = tbs["eseal"]
     seal_raw = eseal.dump()
-    seal = _embedded_seal(seal_raw, version)
+    seal = _KNOWN_SEALS.seal(seal_raw, version)
     if version == 1:
         time_info_raw = _octets(tbs["time_info"])
         time_info = _v1_time_info(time_info_raw)
@@ -671,13 +730,91 @@ def _signed_value_from(obj, buf: bytes, version: int) -> SignedValue:
     )
 
 
+# The common V4/V5 shape: SES_Signature{TBS_Sign, cert, alg, signature}, no timeStamp, and
+# TBS_Sign{version, eseal, GeneralizedTime, dataHash, propertyInfo}, no extDatas.
+_PLAIN_SIGNATURE_TAGS = (0x30, 0x04, 0x06, 0x03)
+_PLAIN_TBS_TAGS = (0x02, 0x30, 0x18, 0x03, 0x16)
+_WHOLE_SECONDS_UTC = re.compile(rb"(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z")
+
+
+@functools.lru_cache(maxsize=64)
+def _oid_dotted(tlv: bytes) -> str:
+    return core.ObjectIdentifier.load(tlv, strict=True).dotted
+
+
+def _plain_signed_value(buf: bytes) -> SignedValue | None:
+    """Fast path of `parse_signed_value` for the common shape around a known seal; None otherwise.
+
+    Same checks as the full path (strict DER of every byte outside the seal, the same
+    schema, the same field decoding) but by hand; anything unusual, malformed or new
+    returns None and the full path decides, so results and errors never differ.
+    """
+    try:
+        tag, _, _ = _top(buf, "SignedValue")
+        kids = der_children(buf) if tag == 0x30 else ()
+        if tuple(k[0] for k in kids) != _PLAIN_SIGNATURE_TAGS:
+            return None
+        tbs = der_children(buf, kids[0][1])
+        if tuple(k[0] for k in tbs) != _PLAIN_TBS_TAGS:
+            return None
+        _, seal_at, _, seal_e = tbs[1]
+        if seal_e - seal_at > _KnownSeals.MAX_SEAL_BYTES:  # never kept: no need to copy and hash it
+            return None
+        seal_raw = buf[seal_at:seal_e]
+        known = _KNOWN_SEALS.get(seal_raw)
+        if known is None:
+            return None
+        seal, elements, deepest = known
+        # What `check_der` would still check here: the headers were read strictly above, the
+        # seal (at depth 2) is byte-identical to one it accepted, the rest are primitives.
+        if elements + 9 > MAX_ELEMENTS or 2 + deepest >= MAX_DEPTH:
+            return None
+        for ptag, _, ps_, pe_ in (tbs[0], tbs[2], tbs[3], tbs[4], kids[1], kids[2], kids[3]):
+            _check_primitive(buf, ptag, ps_, pe_)
+        (_, _, vs, ve), _, (_, _, ts, te), (_, _, hs, he), (_, _, ps, pe) = tbs
+        (_, tbs_at, _, tbs_e), (_, _, cs, ce), (_, alg_at, _, alg_e), (_, _, gs, ge) = kids
+        when = _WHOLE_SECONDS_UTC.fullmatch(buf, ts, te)
+        if when is None or buf[hs] or buf[gs]:  # other time forms; BIT STRINGs with unused bits
+            return None
+        time_info = datetime(*map(int, when.groups()), tzinfo=timezone.utc)
+        property_info = buf[ps:pe].decode("ascii")
+        sign_alg = _oid_dotted(buf[alg_at:alg_e])
+    except (SESError, ValueError):  # UnicodeDecodeError, impossible dates: the full path reports them
+        return None
+    return SignedValue(
+        version=seal.version,
+        raw=buf,
+        seal=seal,
+        seal_raw=seal_raw,
+        time_info=time_info,
+        time_info_raw=buf[ts:te],
+        data_hash=buf[hs + 1:he],
+        property_info=property_info,
+        signer_cert=buf[cs:ce],
+        sign_alg=sign_alg,
+        signature=buf[gs + 1:ge],
+        tbs_der=buf[tbs_at:tbs_e],
+        timestamp=None,
+        tbs_version=int.from_bytes(buf[vs:ve], "big", signed=True),
+        ext_datas=(),
+    )
+
+
 def parse_signed_value(der) -> SignedValue:
     """Parse a SignedValue.dat (SES_Signature V1, V4 or V5).
 
     SESError code "not_ses" when it is a bare SM2 signature or a GB/T 35275 CMS
     message (the verifier handles those); other codes for malformed data.
     """
-    buf = check_der(der, "SignedValue")
+    buf = _der_bytes(der, "SignedValue")
+    sv = _plain_signed_value(buf) or _full_signed_value(buf)
+    _KNOWN_SEALS.remember(sv.seal)
+    return sv
+
+
+def _full_signed_value(buf: bytes) -> SignedValue:
+    """Every byte through `check_der`, then the asn1crypto schema of its version."""
+    check_der(buf, "SignedValue")
     version = _signed_value_version(buf)
     try:
         return _signed_value_from(_SIGNATURE_CLASSES[version].load(buf, strict=True), buf, version)

@@ -265,8 +265,8 @@ class Licence(_DataItems):
     def public_view(self) -> dict[str, str]:
         """The data items for a report, log or QR: the ID number masked everywhere it appears
         (the default licence number and hence the identifier's serial contain it)."""
-        md = self.metadata()
-        return {attr: self.mask(md[key]) for key, _, attr in METADATA_FIELDS if key in md and not key.startswith("KZ_ZP")}
+        md, number, masked = self.metadata(), self.id_number, self.masked_id()
+        return {attr: md[key].replace(number, masked) for key, _, attr in METADATA_FIELDS if key in md and not key.startswith("KZ_ZP")}
 
     @property
     def is_development(self) -> bool:
@@ -305,6 +305,7 @@ def validate_record(data: Mapping[str, Any] | LicenceRecord, **opts: Any) -> Lic
 # ---------------------------------------------------------------- configuration
 
 
+@lru_cache(maxsize=64)
 def _type_code_problem(tc: str) -> str | None:
     if not (isinstance(tc, str) and len(tc) == 21 and tc[18:].isdigit() and tc[18:].isascii()):
         return "must be 21 characters: an 18-character USCC and 3 digits"
@@ -392,6 +393,25 @@ def _parse_record(rec: LicenceRecord | Mapping[str, Any]) -> tuple[dict[str, Any
 
 # ---------------------------------------------------------------- semantic checks
 
+# Issuer and catalogue texts repeat on every licence an issuer signs: their (pure) checks
+# are remembered, which matters when reading licences back at verification rates.
+# Failures raise and are never cached. Only str keys reach them (`has` ran first).
+
+
+@lru_cache(maxsize=256)
+def _issuer_name(text: str) -> str:
+    return clean_text(text, "issuer_name", min_len=2, max_len=100)
+
+
+@lru_cache(maxsize=256)
+def _issuer_code(text: str) -> str:
+    return validate_uscc(text)
+
+
+@lru_cache(maxsize=1024)
+def _catalogue_text(text: str, field: str) -> str:
+    return clean_text(text, field, max_len=60)
+
 
 class _Builder:
     """Runs every check it can on the parsed values and collects all errors."""
@@ -430,9 +450,9 @@ class _Builder:
 
     def issuer(self) -> None:
         if self.has("issuer_name"):
-            self.out["issuer_name"] = self.attempt(lambda: clean_text(self.v["issuer_name"], "issuer_name", min_len=2, max_len=100))
+            self.out["issuer_name"] = self.attempt(lambda: _issuer_name(self.v["issuer_name"]))
         if self.has("issuer_code"):
-            self.out["issuer_code"] = self.attempt(lambda: validate_uscc(self.v["issuer_code"].strip()))
+            self.out["issuer_code"] = self.attempt(lambda: _issuer_code(self.v["issuer_code"].strip()))
 
     def photo(self) -> None:
         if not self.has("photo"):
@@ -523,7 +543,7 @@ class _Builder:
         if not isinstance(md, Mapping):
             raise LicenceError([field_error("metadata", "not_object", "应为键值对", "must be a mapping")])
         attr = {a: md.get(k) for k, _, a in METADATA_FIELDS}
-        required = [k for k, _, a in METADATA_FIELDS if a != "reviewed_on" and not (isinstance(md.get(k), str) and md.get(k).strip())]
+        required = [k for k, _, a in METADATA_FIELDS if not (isinstance(attr[a], str) and attr[a].strip()) and a != "reviewed_on"]
         if required:
             raise LicenceError([field_error(f"metadata.{k}", "missing", "元数据缺失", "metadata item missing") for k in required])
         b = cls({}, [], beijing_today())
@@ -560,7 +580,7 @@ class _Builder:
 
     def read_category(self, attr: dict[str, Any]) -> None:
         for name_f, code_f in (("category", "category_code"), ("item", "item_code")):
-            name = self.attempt(lambda: clean_text(attr[name_f], name_f, max_len=60))
+            name = self.attempt(lambda: _catalogue_text(attr[name_f], name_f))
             if not _ITEM_CODE.fullmatch(attr[code_f]):
                 self.err(code_f, "format", "代码格式无效", "code is malformed")
             self.out.update({name_f: name, code_f: attr[code_f]})
