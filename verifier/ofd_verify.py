@@ -435,19 +435,40 @@ def verify_ofd(data: bytes, trust: TrustConfig | None = None) -> Report:
     for c in checks:
         c.run()
     _check_coverage(doc, checks, report)
-    _read_licence(doc, report)
+    lic = _read_licence(doc, report)
+    if lic is not None:
+        _check_licence_status(lic.identifier, trust, report)
     return report
 
 
-def _read_licence(doc: OFDDocument, report: Report) -> None:
+def _read_licence(doc: OFDDocument, report: Report):
     """For our own licences, the data items read back from the metadata (masked ID number)."""
     md = doc.custom_datas
     if not md:
-        return
+        return None
     try:
         from ofd.licence.model import Licence
 
         lic = Licence.from_metadata(md, None)
     except Exception:
+        return None
+    report.licence = lic.public_view()
+    return lic
+
+
+def _check_licence_status(identifier: str, trust: TrustConfig, report: Report) -> None:
+    """撤销 / 注销 in our registry make the licence invalid whatever its signatures say."""
+    if trust.licence_status is None:
         return
-    report.licence = lic.public_view() if hasattr(lic, "public_view") else {k: v for k, v in md.items()}
+    found = trust.licence_status(identifier)
+    if found is None:
+        report.add("licence_status", "warn", "the licence is not in this service's registry",
+                   "本系统登记簿中没有该证照")
+        return
+    status, reason_zh, reason_en, at = found
+    if status == "valid":
+        report.add("licence_status", "pass", "the registry lists the licence as valid", "登记簿记载该证照有效")
+    elif status == "superseded":  # re-issued with changed data: this file is an older version
+        report.add("licence_status", "warn", f"licence {reason_en}", f"证照{reason_zh}")
+    else:
+        report.add("licence_status", "fail", f"licence {reason_en}", f"证照{reason_zh}")

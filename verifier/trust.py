@@ -27,6 +27,8 @@ class TrustConfig:
     signer_certs: list[Certificate] = field(default_factory=list)  # for raw SM2 signatures carrying none
     revocation: Callable[[str], Revocation | None] | None = None  # our issuers' keys by kid
     at: datetime | None = None  # verify as of this time (default: now)
+    # identifier -> (status, reason_zh, reason_en, at) from our licence registry, None if unknown
+    licence_status: Callable[[str], tuple | None] | None = None
 
     def now(self) -> datetime:
         return self.at or datetime.now(timezone.utc)
@@ -45,5 +47,8 @@ def trust_from_store(store, **kw) -> TrustConfig:
             return None
         return Revocation(rec.status, rec.revoked_at, rec.revocation_reason)
 
+    from signer.registry import status_source
+
     extra_roots = kw.pop("roots", [])
-    return TrustConfig(roots=roots + list(extra_roots), revocation=revocation, **kw)
+    return TrustConfig(roots=roots + list(extra_roots), revocation=revocation,
+                       licence_status=status_source(store), **kw)
