@@ -155,55 +155,72 @@ def _format_bits(ec_level: str) -> np.ndarray:
 
 
 def _best_mask(masked0: np.ndarray, version: int, ec_level: str) -> tuple[np.ndarray, int]:
+    """The symbol under the mask with the lowest penalty, and that mask.
+
+    The 8 candidates are scored as 64-bit line words: packing commutes with XOR, so the
+    words of candidate k are those of the unmasked symbol XOR those of pattern k, with the
+    format cells then overwritten (both tables made once per version and level).
+    """
     patterns, (fr, fc) = _geometry(version)
-    candidates = (masked0 ^ patterns[0])[None, :, :] ^ patterns  # unmask 0, apply 0..7
-    candidates[:, fr, fc] = _format_bits(ec_level)
-    best = int(np.argmin(_penalties(candidates)))  # first of equals, like zxing-cpp/zint
-    return candidates[best], best
+    pattern_words, keep, format_words = _word_tables(version, ec_level)
+    unmasked = masked0 ^ patterns[0]
+    words = ((_lines_as_words(unmasked[None]) ^ pattern_words) & keep) | format_words
+    best = int(np.argmin(_penalties(words, unmasked.shape[0])))  # first of equals, like zxing-cpp/zint
+    dark = unmasked ^ patterns[best]
+    dark[fr, fc] = _format_bits(ec_level)[best]
+    return dark, best
 
 
-def _lines_as_words(a: np.ndarray, axis: int) -> np.ndarray:
-    """(k, n, n) bools -> (k, n) uint64: rows (axis=2) or columns (axis=1), bit j = module j (n <= 64)."""
-    k, n, _ = a.shape
-    packed = np.packbits(a, axis=axis, bitorder="little")  # packing along the line needs no transposed copy
-    if axis == 1:
-        packed = packed.transpose(0, 2, 1)
-    buf = np.zeros((k, n, 8), dtype=np.uint8)
+@lru_cache(maxsize=160)
+def _word_tables(version: int, ec_level: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Line words (see `_lines_as_words`) of the 8 patterns, of everything but the format
+    cells, and of the 8 format words in their cells."""
+    patterns, (fr, fc) = _geometry(version)
+    n = patterns.shape[1]
+    cells = np.zeros((1, n, n), dtype=bool)
+    cells[0, fr, fc] = True
+    fmt = np.zeros((8, n, n), dtype=bool)
+    fmt[:, fr, fc] = _format_bits(ec_level)
+    return _lines_as_words(patterns), ~_lines_as_words(cells), _lines_as_words(fmt)
+
+
+def _lines_as_words(c: np.ndarray) -> np.ndarray:
+    """(k, n, n) bools -> (k, 2n) uint64: the n rows then the n columns, bit j = module j (n <= 64)."""
+    k, n, _ = c.shape
+    packed = np.packbits(np.concatenate([c, c.transpose(0, 2, 1)], axis=1), axis=2, bitorder="little")
+    buf = np.zeros((k, 2 * n, 8), dtype=np.uint8)
     buf[:, :, : packed.shape[2]] = packed
     return buf.view("<u8")[:, :, 0]
 
 
-def _penalties(c: np.ndarray) -> list[int]:
-    """ISO/IEC 18004 penalty N1..N4 of each candidate symbol (k, n, n), rows and columns at once.
+_U = [np.uint64(i) for i in range(11)]  # shift counts as numpy scalars, made once
 
-    Out-of-symbol modules count as light for the 1:1:3:1:1 rule (as zxing-cpp/zint do).
+
+def _penalties(r: np.ndarray, n: int) -> list[int]:
+    """ISO/IEC 18004 penalty N1..N4 of each candidate, from its line words ``r`` (k, 2n).
+
+    Rows and columns are scored at once.  Out-of-symbol modules count as light for the
+    1:1:3:1:1 rule (as zxing-cpp/zint do).
     """
-    k, n, _ = c.shape
-    ones = lambda bits: np.uint64((1 << bits) - 1)  # noqa: E731
-    full = ones(n)
-
-    def rs(x, s):
-        return x >> np.uint64(s)
-
-    def ls(x, s):
-        return (x << np.uint64(s)) & full
-
-    r = np.concatenate([_lines_as_words(c, 2), _lines_as_words(c, 1)], axis=1)
-    same = ~(r ^ rs(r, 1)) & ones(n - 1)  # bit j: module j == module j+1
-    run5 = same & rs(same, 1) & rs(same, 2) & rs(same, 3)  # 5 equal modules start at j
-    run_start = ~ls(same, 1)
-    total = np.bitwise_count(run5).sum(1).astype(np.int64) + 2 * np.bitwise_count(run5 & run_start).sum(1)  # N1
+    u = _U
+    full = np.uint64((1 << n) - 1)
+    same = ~(r ^ (r >> u[1])) & np.uint64((1 << (n - 1)) - 1)  # bit j: module j == module j+1
+    run5 = same & (same >> u[1]) & (same >> u[2]) & (same >> u[3])  # 5 equal modules start at j
+    run_start = ~((same << u[1]) & full)
+    n1 = np.bitwise_count(run5).sum(1, dtype=np.int64) + 2 * np.bitwise_count(run5 & run_start).sum(1, dtype=np.int64)
     light = ~r & full
-    finder = r & rs(light, 1) & rs(r, 2) & rs(r, 3) & rs(r, 4) & rs(light, 5) & rs(r, 6) & ones(n - 6)
-    before = ~(ls(r, 1) | ls(r, 2) | ls(r, 3) | ls(r, 4))
-    after = ~(rs(r, 7) | rs(r, 8) | rs(r, 9) | rs(r, 10))
-    total += 40 * np.bitwise_count(finder & (before | after)).sum(1)  # N3
+    finder = r & (light >> u[1]) & (r >> u[2]) & (r >> u[3]) & (r >> u[4]) & (light >> u[5]) & (r >> u[6])
+    finder &= np.uint64((1 << (n - 6)) - 1)
+    before = ~(((r << u[1]) | (r << u[2]) | (r << u[3]) | (r << u[4])) & full)
+    after = ~((r >> u[7]) | (r >> u[8]) | (r >> u[9]) | (r >> u[10]))
+    n3 = 40 * np.bitwise_count(finder & (before | after)).sum(1, dtype=np.int64)
     rows = r[:, :n]
-    h = ~(rows ^ rs(rows, 1)) & ones(n - 1)
+    h = same[:, :n]  # horizontal equal pairs, rows only
     v = ~(rows[:, :-1] ^ rows[:, 1:])
-    total += 3 * np.bitwise_count(h[:, :-1] & h[:, 1:] & v).sum(1)  # N2: 2x2 blocks
-    dark = np.bitwise_count(rows).sum(1).tolist()
-    return [int(t) + 10 * int(abs(100.0 * d / (n * n) - 50.0) / 5.0) for t, d in zip(total.tolist(), dark)]  # N4
+    n2 = 3 * np.bitwise_count(h[:, :-1] & h[:, 1:] & v).sum(1, dtype=np.int64)  # 2x2 blocks
+    dark = np.bitwise_count(rows).sum(1, dtype=np.int64)
+    n4 = 10 * (np.abs(100.0 * dark / (n * n) - 50.0) / 5.0).astype(np.int64)
+    return (n1 + n2 + n3 + n4).tolist()
 
 
 def _read_mask(dark: np.ndarray, ec_level: str) -> int:
@@ -265,7 +282,9 @@ def qr_png(m: QRMatrix, scale: int = 4) -> bytes:
     """
     if not isinstance(scale, int) or scale < 1:
         raise QRError("bad_param", what="scale", value=scale)
-    light = np.pad(~m.dark, QUIET_ZONE, constant_values=True)
+    n = m.size_with_quiet_zone
+    light = np.ones((n, n), dtype=bool)  # np.pad would cost 4x the rest of the array work
+    light[QUIET_ZONE : n - QUIET_ZONE, QUIET_ZONE : n - QUIET_ZONE] = ~m.dark
     packed = np.packbits(light.repeat(scale, axis=1), axis=1)  # 1 bit per pixel, 1 = white
     rows = np.zeros((light.shape[0], packed.shape[1] + 1), dtype=np.uint8)  # filter byte 0 per row
     rows[:, 1:] = packed

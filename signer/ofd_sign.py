@@ -8,6 +8,13 @@ OFD.xml (after the Signatures pointer is added), Seal.esl and earlier signatures
 
 SignedValue.dat = DER(SES_Signature) whose TBS_Sign carries dataHash = SM3 of the exact
 bytes of Signature.xml, signed with SM2 by the issuer's active key.
+
+Speed (issue path, one licence per call): the new XML files are written as strings with
+the writer's lxml-exact serialiser; the digests of files that repeat in every licence
+(Seal.esl, Document.xml, PublicRes.xml, ...) are memoised by content; an OFD.xml that our
+own writer emitted in this process gets its Signatures pointer by a text edit (its
+structure is known) instead of a parse and re-serialisation.  Any other package takes
+the general lxml path; tests check both paths give the same bytes.
 """
 
 from __future__ import annotations
@@ -16,18 +23,34 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from keys import oids, sm2
 from keys.sm3 import sm3
-from ofd.package import NSMAP, OFD, Package
+from ofd import writer
+from ofd.package import OFD, ContentMemo, Package
 from ofd.reader import resolve_loc
+from ofd.writer import element_xml, escape_xml
 from ofd.xmlsafe import parse_xml
 
 from . import ses
 
 PROVIDER = {"ProviderName": "ecert", "Version": "0.1.0", "Company": "ecert"}
 XML_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+# SM3 of package files by content: Seal.esl and the structural files repeat in every licence.
+_sm3_memo = ContentMemo(sm3)
+
+
+def _sm3_state(data: bytes) -> hashes.Hash:
+    h = hashes.Hash(hashes.SM3())
+    h.update(data)
+    return h
+
+
+# SM3 state after Z_A || the TBS_Sign bytes up to the end of the embedded seal, by content.
+_tbs_head_state = ContentMemo(_sm3_state, max_entries=8, max_bytes=1 << 20)
 
 
 class SigningError(RuntimeError):
@@ -70,6 +93,91 @@ def _signatures_location(pkg: Package) -> tuple[etree._Element, str | None, str]
     return ofd_root, (resolve_loc(loc.strip(), "") if loc and loc.strip() else None), doc_dir
 
 
+def _point_ofd_xml_at(pkg: Package, ofd_root: etree._Element | None, sigs_path: str) -> None:
+    """Add the DocBody/Signatures pointer to OFD.xml (after DocRoot, as the schema orders it).
+
+    ``ofd_root`` None = OFD.xml is our writer's: DocBody ends with DocRoot, so the pointer
+    goes right before the closing tags, and the declaration becomes the one lxml writes here.
+    """
+    if ofd_root is None:
+        data, close = pkg["OFD.xml"], writer.OFD_XML_CLOSE
+        pointer = element_xml("Signatures", text="/" + sigs_path).encode("utf-8")
+        pkg["OFD.xml"] = XML_DECL + data[len(writer.XML_DECLARATION):-len(close)] + pointer + close
+        return
+    pointer_el = etree.Element(OFD + "Signatures")
+    pointer_el.text = "/" + sigs_path
+    # DocBody children in schema order: DocInfo, DocRoot, Versions?, Signatures?
+    ofd_root.find(OFD + "DocBody").append(pointer_el)
+    pkg["OFD.xml"] = _xml_bytes(ofd_root)
+
+
+def _locate(pkg: Package) -> tuple[etree._Element | None, str | None, str]:
+    """(parsed OFD.xml or None when it is our writer's, Signatures.xml entry or None, document directory)."""
+    if writer.emitted_ofd_xml(pkg["OFD.xml"]):
+        return None, None, writer.DOC_DIR
+    return _signatures_location(pkg)
+
+
+def _existing_signatures(out: Package, sigs_path: str) -> etree._Element:
+    """Signatures.xml root, refusing when an earlier signature protects Signatures.xml itself."""
+    if sigs_path not in out:
+        raise SigningError(f"OFD.xml points at a missing {sigs_path}")
+    sigs_root = parse_xml(out[sigs_path], sigs_path)
+    sigs_dir = sigs_path.rsplit("/", 1)[0] if "/" in sigs_path else ""
+    for s in sigs_root.findall(OFD + "Signature"):
+        sx_path = resolve_loc(s.get("BaseLoc", ""), sigs_dir)
+        if sx_path in out:
+            sx = parse_xml(out[sx_path], sx_path)
+            refs = {
+                resolve_loc(r.get("FileRef", ""), sx_path.rsplit("/", 1)[0])
+                for r in sx.iter(OFD + "Reference")
+            }
+            if sigs_path in refs:
+                raise SigningError("an earlier signature protects Signatures.xml: no further signature allowed")
+    return sigs_root
+
+
+def _signature_xml(out: Package, *, skip: tuple[str, ...], when: datetime, stamps: list[StampPlacement],
+                   n: int, seal_path: str, sv_path: str) -> bytes:
+    """Signature.xml covering every file of ``out`` but ``skip`` (the schema's child order)."""
+    refs = "".join([  # element_xml's form, written directly: one per file of the package
+        f'<ofd:Reference FileRef="/{escape_xml(name, "Reference", True)}">'
+        f"<ofd:CheckValue>{base64.b64encode(_sm3_memo(data)).decode()}</ofd:CheckValue></ofd:Reference>"
+        for name, data in out.files.items() if name not in skip
+    ])
+    info = [
+        element_xml("Provider", PROVIDER),
+        element_xml("SignatureMethod", text=oids.SM3_WITH_SM2),
+        element_xml("SignatureDateTime", text=when.strftime("%Y%m%d%H%M%SZ")),
+        element_xml("References", {"CheckMethod": oids.SM3}, inner=refs),
+    ]
+    info += [
+        element_xml("StampAnnot", {"ID": f"sa{n + 1}_{i}", "PageRef": str(st.page_id),
+                                   "Boundary": " ".join(_fmt(v) for v in st.box)})
+        for i, st in enumerate(stamps, 1)
+    ]
+    info.append(element_xml("Seal", inner=element_xml("BaseLoc", text="/" + seal_path)))
+    root = element_xml("Signature", xmlns=True,
+                       inner=element_xml("SignedInfo", inner="".join(info)) + element_xml("SignedValue", text="/" + sv_path))
+    return XML_DECL + root.encode("utf-8")
+
+
+def _tbs_digest(key: sm2.PrivateKey, tbs: bytes, seal_der: bytes) -> bytes:
+    """e = SM3(Z_A || TBS_Sign), what ``key.sign(tbs)`` would sign (GB/T 32918.2 §6.1).
+
+    The seal (~12 kB with its picture) is nearly all of the TBS and the same in every
+    signature of a key, so the SM3 state after Z_A, the TBS header and the seal is kept
+    and only the ~100 bytes after it (time, dataHash, propertyInfo) are hashed per call.
+    """
+    at = tbs.find(seal_der)
+    if at < 0 or at > 16:  # the seal follows the SEQUENCE header and version INTEGER
+        return key.public_key.digest(tbs)
+    cut = at + len(seal_der)
+    h = _tbs_head_state(key.public_key.z() + tbs[:cut]).copy()
+    h.update(tbs[cut:])
+    return h.finalize()
+
+
 def sign_package(
     pkg: Package,
     identity: SigningIdentity,
@@ -82,36 +190,17 @@ def sign_package(
         raise ValueError("signing time must be timezone-aware")
     when = when.astimezone(timezone.utc).replace(microsecond=0)
     out = pkg.copy()
-    ofd_root, sigs_path, doc_dir = _signatures_location(out)
+    ofd_root, sigs_path, doc_dir = _locate(out)
     signs_dir = f"{doc_dir}/Signs" if doc_dir else "Signs"
 
     if sigs_path is None:
         sigs_path = f"{signs_dir}/Signatures.xml"
-        sigs_root = etree.Element(OFD + "Signatures", nsmap=NSMAP)
-        body = ofd_root.find(OFD + "DocBody")
-        pointer = etree.Element(OFD + "Signatures")
-        pointer.text = "/" + sigs_path
-        # DocBody children in schema order: DocInfo, DocRoot, Versions?, Signatures?
-        body.append(pointer)
-        out["OFD.xml"] = _xml_bytes(ofd_root)
+        _point_ofd_xml_at(out, ofd_root, sigs_path)
+        sigs_root = None
+        n = 0
     else:
-        if sigs_path not in out:
-            raise SigningError(f"OFD.xml points at a missing {sigs_path}")
-        sigs_root = parse_xml(out[sigs_path], sigs_path)
-        sigs_dir = sigs_path.rsplit("/", 1)[0] if "/" in sigs_path else ""
-        for s in sigs_root.findall(OFD + "Signature"):
-            sx_path = resolve_loc(s.get("BaseLoc", ""), sigs_dir)
-            if sx_path in out:
-                sx = parse_xml(out[sx_path], sx_path)
-                refs = {
-                    resolve_loc(r.get("FileRef", ""), sx_path.rsplit("/", 1)[0])
-                    for r in sx.iter(OFD + "Reference")
-                }
-                if sigs_path in refs:
-                    raise SigningError("an earlier signature protects Signatures.xml: no further signature allowed")
-
-    existing = sigs_root.findall(OFD + "Signature")
-    n = len(existing)
+        sigs_root = _existing_signatures(out, sigs_path)
+        n = len(sigs_root.findall(OFD + "Signature"))
     while f"{signs_dir}/Sign_{n}/Signature.xml" in out:
         n += 1
     sign_dir = f"{signs_dir}/Sign_{n}"
@@ -120,36 +209,22 @@ def sign_package(
 
     # No MaxSignId: the schema types it xs:ID, so it could not repeat the last Signature's ID
     # without making the file invalid; it is optional.
-    etree.SubElement(sigs_root, OFD + "Signature", ID=sig_id, Type="Seal", BaseLoc="/" + sx_path)
-    out[sigs_path] = _xml_bytes(sigs_root)
+    entry = {"ID": sig_id, "Type": "Seal", "BaseLoc": "/" + sx_path}
+    if sigs_root is None:
+        out[sigs_path] = XML_DECL + element_xml("Signatures", xmlns=True, inner=element_xml("Signature", entry)).encode("utf-8")
+    else:
+        etree.SubElement(sigs_root, OFD + "Signature", entry)
+        out[sigs_path] = _xml_bytes(sigs_root)
     out[seal_path] = identity.seal_der
 
     # Signature.xml: cover every file except Signatures.xml (continue-sign) and our own outputs.
-    sx = etree.Element(OFD + "Signature", nsmap=NSMAP)
-    info = etree.SubElement(sx, OFD + "SignedInfo")
-    etree.SubElement(info, OFD + "Provider", **PROVIDER)
-    etree.SubElement(info, OFD + "SignatureMethod").text = oids.SM3_WITH_SM2
-    etree.SubElement(info, OFD + "SignatureDateTime").text = when.strftime("%Y%m%d%H%M%SZ")
-    refs = etree.SubElement(info, OFD + "References", CheckMethod=oids.SM3)
-    for name, data in out.files.items():
-        if name in (sigs_path, sx_path, sv_path):
-            continue
-        ref = etree.SubElement(refs, OFD + "Reference", FileRef="/" + name)
-        etree.SubElement(ref, OFD + "CheckValue").text = base64.b64encode(sm3(data)).decode()
-    for i, st in enumerate(stamps, 1):
-        etree.SubElement(
-            info, OFD + "StampAnnot", ID=f"sa{n + 1}_{i}", PageRef=str(st.page_id),
-            Boundary=" ".join(_fmt(v) for v in st.box),
-        )
-    seal_el = etree.SubElement(info, OFD + "Seal")
-    etree.SubElement(seal_el, OFD + "BaseLoc").text = "/" + seal_path
-    etree.SubElement(sx, OFD + "SignedValue").text = "/" + sv_path
-    sx_bytes = _xml_bytes(sx)
+    sx_bytes = _signature_xml(out, skip=(sigs_path, sx_path, sv_path), when=when, stamps=stamps, n=n,
+                              seal_path=seal_path, sv_path=sv_path)
     out[sx_path] = sx_bytes
 
     tbs = ses.build_tbs_sign_v4(
         seal_der=identity.seal_der, time_info=when, data_hash=sm3(sx_bytes), property_info="/" + sx_path
     )
-    signature = identity.key.sign(tbs)
+    signature = identity.key.sign_digest(_tbs_digest(identity.key, tbs, identity.seal_der))
     out[sv_path] = ses.build_signed_value_v4(tbs_der=tbs, signer_cert=identity.cert_der, signature=signature)
     return out
