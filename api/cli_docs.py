@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 app = typer.Typer()
@@ -103,6 +104,16 @@ def verify(
     raise typer.Exit(report.exit_code())
 
 
+def _count_records(path: Path) -> int | None:
+    """Records in the file (for the progress bar); None when it cannot be told cheaply."""
+    try:
+        with path.open("rb") as f:
+            n = sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+    return n - 1 if path.suffix.lower() == ".csv" else n
+
+
 def read_records(path: Path):
     """Records from .jsonl (one JSON object a line) or .csv (header row); yields (line, dict or error)."""
     import base64
@@ -142,7 +153,12 @@ def issue(
     issuers: dict[str, LicenceIssuer] = {}
     ok = bad = 0
     manifest = (out / "manifest.jsonl").open("a", encoding="utf-8")
+    progress = Progress(TextColumn("[bold]issuing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=console, transient=False, disable=not console.is_terminal)
+    task = progress.add_task("issue", total=_count_records(records), rate="")
+    progress.start()
     for line, rec in read_records(records):
+        progress.update(task, advance=1, rate=f"ok {ok} / failed {bad}")
         try:
             if isinstance(rec, Exception):
                 raise rec
@@ -175,6 +191,7 @@ def issue(
             bad += 1
             manifest.write(json.dumps({"line": line, "error": str(exc)}, ensure_ascii=False) + "\n")
             console.print(f"[red]line {line}: {exc}[/red]")
+    progress.stop()
     manifest.close()
     console.print(f"issued {ok}, failed {bad} → {out}")
     raise typer.Exit(0 if bad == 0 else 1)
