@@ -57,6 +57,26 @@ def _default_trust(**kw):
     return trust_from_store(store, **kw), None
 
 
+def _trust_list_config(path: Path, root: Path | None, kw: dict):
+    """Fully offline: our roots and key statuses from a saved, root-signed trust list."""
+    from keys.trustlist import TrustListError, load_trust_list
+    from verifier.trust import TrustConfig
+
+    if root is None:
+        console.print("[red]--trust-list needs --root (the pinned root certificate)[/red]")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        data, sig = path.read_bytes(), path.with_name(path.name + ".sig").read_bytes()
+        tl = load_trust_list(data, sig, root.read_bytes())
+    except OSError as exc:
+        console.print(f"[red]cannot read the trust list: {exc}[/red]")
+        raise typer.Exit(EXIT_USAGE)
+    except TrustListError as exc:
+        console.print(f"[red]trust list rejected: {exc}[/red]")
+        raise typer.Exit(EXIT_USAGE)
+    return TrustConfig(roots=list(tl.roots) + kw.pop("roots", []), revocation=tl.revocation, **kw)
+
+
 def print_report(report, title: str) -> None:
     from verifier.report import VERDICT_WORDS
 
@@ -81,6 +101,9 @@ def verify(
     trust: list[Path] = typer.Option([], "--trust", help="Extra trusted root certificate (PEM/DER); repeatable."),
     signer_cert: list[Path] = typer.Option([], "--signer-cert", help="Signer certificate for a raw SM2 signature."),
     at: Optional[str] = typer.Option(None, "--at", help="Verify as of this time (ISO 8601)."),
+    trust_list: Optional[Path] = typer.Option(None, "--trust-list",
+                                              help="Verify offline from a saved trust list (signature in <file>.sig)."),
+    root: Optional[Path] = typer.Option(None, "--root", help="The pinned root certificate the trust list must verify against."),
 ):
     """Verify every signature of an OFD. Exit 0 valid, 1 invalid, 3 indeterminate, 2 usage/unreadable."""
     from verifier.ofd_verify import verify_ofd
@@ -93,7 +116,10 @@ def verify(
     kw = {"roots": _load_certs(trust, "trusted root"), "signer_certs": _load_certs(signer_cert, "signer certificate")}
     if at:
         kw["at"] = _parse_time(at)
-    trust_cfg, note = _default_trust(**kw)
+    if trust_list is not None:
+        trust_cfg, note = _trust_list_config(trust_list, root, kw), None
+    else:
+        trust_cfg, note = _default_trust(**kw)
     report = verify_ofd(data, trust_cfg)
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")

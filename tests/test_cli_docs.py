@@ -141,3 +141,24 @@ def test_shipped_examples_issue_cleanly(tmp_path, home, name):
     for line in (examples / "records.jsonl").read_text(encoding="utf-8").splitlines():
         cats.add(json.loads(line)["category"])
     assert cats == {c.name for c in default_catalogue().categories if c.items}
+
+
+def test_verify_offline_from_a_saved_trust_list(tmp_path, home):
+    """No keystore at all: a saved trust list and the pinned root are enough; a revoked key shows."""
+    recs = _records_file(tmp_path, home, n=1, bad=False)
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["issue", str(recs), "-o", str(out)], env=_env(home)).exit_code == 0
+    licence = next(out.glob("*.ofd"))
+    tl, root = tmp_path / "trustlist.json", tmp_path / "root.pem"
+    r = runner.invoke(app, ["trust", "export", "-o", str(tl), "--root-out", str(root)], env=_env(home))
+    assert r.exit_code == 0, r.output
+    offline = {"ECERT_HOME": str(tmp_path / "no-keystore-here")}
+    r = runner.invoke(app, ["verify", "--json", "--trust-list", str(tl), "--root", str(root), str(licence)], env=offline)
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "no-keystore-here").exists()
+    # a tampered list is refused, not silently ignored
+    tl.write_bytes(tl.read_bytes().replace(b'"active"', b'"revoked"', 1))
+    r = runner.invoke(app, ["verify", "--trust-list", str(tl), "--root", str(root), str(licence)], env=offline)
+    assert r.exit_code == 2 and "rejected" in r.output
+    r = runner.invoke(app, ["verify", "--trust-list", str(tl), str(licence)], env=offline)
+    assert r.exit_code == 2
