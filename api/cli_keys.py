@@ -142,6 +142,8 @@ def rotate(
     """New key, certificate from the root and seal; switch atomically; the old key is retired (verifies, never signs)."""
     if (issuer is None) == (not due):
         _fail(ValueError("请指定 --issuer 或 --due 之一 / give exactly one of --issuer X or --due"))
+    from signer.issue import make_seal
+
     with _open() as store:
         try:
             if due:
@@ -149,7 +151,7 @@ def rotate(
             else:
                 done = [rotation.rotate(store, issuer, validity_days=validity_days)]
             for r in done:
-                _make_seal(store, r.issuer_code)
+                make_seal(store, r.issuer_code)
         except KeyStoreError as exc:
             _fail(exc)
     rotation.crash_point("sealed")
@@ -159,13 +161,6 @@ def rotate(
         was = f"{r.old.kid} ({r.old.status})" if r.old else "(no active key)"
         typer.echo(f"已轮换 / rotated {r.issuer_code}: {was} -> {r.new.kid} (active, until {r.new.not_after:%Y-%m-%d})"
                    + (" [resumed a staged key]" if r.resumed else ""))
-
-
-def _make_seal(store: KeyStore, issuer_code: str) -> None:
-    """Make the new key's seal now, so no signer pays for it (first writer wins; signers make it if we die first)."""
-    from signer.issue import load_identity
-
-    load_identity(store, issuer_code)
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -189,18 +184,17 @@ def revoke(
     replace: bool = typer.Option(True, "--rotate/--no-rotate", help="An active signing key is replaced in the same step."),
 ) -> None:
     """Revoke a key from a cut-off time: earlier signatures stay valid (with a warning), later ones are invalid."""
+    from signer.issue import make_seal
+
     cutoff = _parse_time(at)
     with _open() as store:
         try:
-            rec = store.get_key(kid)
-            was_active = rec.role == "signing" and rec.status == "active"
-            if replace and was_active:
-                r = rotation.rotate(store, rec.issuer_code, revoke=(kid, cutoff or datetime.now().astimezone(), reason))
-                _make_seal(store, r.issuer_code)
+            before = store.get_key(kid)
+            was_active = before.role == "signing" and before.status == "active"
+            rec, r = rotation.revoke_key(store, kid, reason=reason, at=cutoff, replace=replace)
+            if r is not None:
+                make_seal(store, r.issuer_code)
                 typer.echo(f"已启用新密钥 / new active key for {r.issuer_code}: {r.new.kid}")
-            else:
-                store.revoke(kid, reason=reason, at=cutoff)
-            rec = store.get_key(kid)
         except KeyStoreError as exc:
             _fail(exc)
     typer.echo(f"已吊销 / revoked {kid} ({_ROLE_LABEL.get(rec.role, rec.role)} of {rec.issuer_code}) "

@@ -130,9 +130,63 @@ class WorkContext:
         report["document"] = {"size": len(data), "sm3": sm3(data).hex()}
         return report
 
+    def verify_qr(self, text: str) -> dict:
+        """The report of a licence QR text against this process's `Keyring` (same shape as `verify`)."""
+        from keys.sm3 import sm3
+        from verifier.qr_verify import verify_qr
+
+        try:
+            keyring = self.keyring()
+        except KeyStoreError as exc:
+            log.error("keystore unavailable for QR verification: %s", exc)
+            return {"unavailable": ["验证服务暂不可用", "verification is unavailable (see the server log)"]}
+        report = verify_qr(text, keyring).to_dict()
+        raw = text.encode("utf-8", "replace")
+        report["document"] = {"size": len(raw), "sm3": sm3(raw).hex()}
+        return report
+
+    def keyring(self):
+        """One `verifier.qr_verify.Keyring` per process, made again only when the keystore's keys
+        changed (a key added, rotated or revoked): its per-key caches are what makes QR checks fast."""
+        from verifier.qr_verify import keyring_from_store
+
+        store = self.store
+        mark = keys_fingerprint(store.list_keys())
+        with self._lock:
+            cached = getattr(self, "_keyring", None)
+        if cached is None or cached[0] != mark:
+            cached = (mark, keyring_from_store(store))
+            with self._lock:
+                self._keyring = cached
+        return cached[1]
+
+    def rotate_key(self, issuer_code: str, validity_days: int | None = None):
+        """`ecert keys rotate --issuer`: new active key (`keys.rotation.rotate`), its seal made at once."""
+        from keys import rotation
+        from signer.issue import make_seal
+
+        done = rotation.rotate(self.store, issuer_code, validity_days=validity_days)
+        make_seal(self.store, done.issuer_code)
+        return done
+
+    def revoke_key(self, kid: str, reason: str, at=None, replace: bool = True):
+        """`ecert keys revoke`: (the revoked key's record, the `Rotation` that replaced it or None)."""
+        from keys import rotation
+        from signer.issue import make_seal
+
+        rec, done = rotation.revoke_key(self.store, kid, reason=reason, at=at, replace=replace)
+        if done is not None:
+            make_seal(self.store, done.issuer_code)
+        return rec, done
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def keys_fingerprint(records) -> tuple:
+    """What a cache built from the keystore's keys depends on: each key's id, status and revocation."""
+    return tuple((r.kid, r.status, r.revoked_at, r.revocation_reason) for r in records)
 
 
 # ---------------------------------------------------------------- pool processes
@@ -158,6 +212,10 @@ def _child_issue(record: dict) -> dict:
 
 def _child_verify(data: bytes) -> dict:
     return _CHILD.verify(data)
+
+
+def _child_verify_qr(text: str) -> dict:
+    return _CHILD.verify_qr(text)
 
 
 class SigningPool:
@@ -211,6 +269,9 @@ class SigningPool:
 
     async def verify(self, data: bytes) -> dict:
         return await self._run(_child_verify, self.local.verify, data)
+
+    async def verify_qr(self, text: str) -> dict:
+        return await self._run(_child_verify_qr, self.local.verify_qr, text)
 
     def close(self) -> None:
         with self._lock:

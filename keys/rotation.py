@@ -114,3 +114,17 @@ def rotate_due(store: KeyStore, *, after_days: int | None = None, now: dt.dateti
             continue
         done.append(rotate(store, rec.issuer_code))
     return done
+
+
+def revoke_key(store: KeyStore, kid: str, *, reason: str, at: dt.datetime | None = None,
+               replace: bool = True) -> tuple[KeyRecord, Rotation | None]:
+    """Revoke ``kid`` from ``at`` (default now). An active signing key is replaced in the same
+    transaction (a rotation with ``revoke=``) unless ``replace`` is False. The caller makes the new
+    key's seal (keys/ does not know about seals). Returns (the revoked key's record, the rotation or None)."""
+    rec = store.get_key(kid)
+    done = None
+    if replace and rec.role == "signing" and rec.status == "active":
+        done = rotate(store, rec.issuer_code, revoke=(kid, at or dt.datetime.now(dt.timezone.utc), reason))
+    else:
+        store.revoke(kid, reason=reason, at=at)
+    return store.get_key(kid), done

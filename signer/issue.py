@@ -57,6 +57,12 @@ def load_identity(store: KeyStore, issuer_code: str) -> SigningIdentity:
     return SigningIdentity(key=key, cert_der=cert_der, seal_der=seal, kid=rec.kid)
 
 
+def make_seal(store: KeyStore, issuer_code: str) -> None:
+    """Make the issuer's active key's seal now (after a rotation), so no signer pays for it.
+    First writer wins; if this process dies first, the first signer makes it."""
+    load_identity(store, issuer_code)
+
+
 class LicenceIssuer:
     """Issues licences for one issuer with its active key. Thread-safe; cheap to call per record."""
 
