@@ -2,9 +2,10 @@
 # Install the Debian packages ecert needs, idempotently (CI runs as root on Debian).
 # openssl: CLI for interop tests; libssl3: libcrypto used at run time;
 # fonts-noto-cjk: CJK fonts for seal pictures and the renderer;
-# postgresql: a throwaway server for the keystore's PostgreSQL tests.
+# postgresql: a throwaway server for the keystore's PostgreSQL tests;
+# chromium: the headless browser the portal tests drive through Playwright (never `playwright install`).
 set -euo pipefail
-PKGS=(openssl libssl3 fonts-noto-cjk postgresql)
+PKGS=(openssl libssl3 fonts-noto-cjk postgresql chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
