@@ -1,8 +1,9 @@
 """Tiny measuring helpers shared by every benchmark section.
 
-Figures are throughput (ops/s on one core) measured side by side in one run; the
-machines are shared and noisy, so each figure is the best of a few short rounds
-and comparisons are reported as ratios taken in the same run.
+Figures are throughput (ops per CPU-second on one core) measured side by side in one
+run; the machines are shared and noisy, so time is this process's CPU time (as
+`openssl speed` counts by default), each figure is the best of a few short rounds, and
+comparisons are reported as ratios taken in the same run.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ def rate(fn: Callable[[], object], seconds: float = 0.5, rounds: int = 3) -> flo
     fn()  # warm caches (Z_A, libcrypto key objects)
     best = 0.0
     for _ in range(rounds):
-        n, start = 0, time.perf_counter()
+        n, start = 0, time.process_time()
         deadline = start + seconds
         while True:
             for _ in range(16):
                 fn()
             n += 16
-            now = time.perf_counter()
+            now = time.process_time()
             if now >= deadline:
                 break
         best = max(best, n / (now - start))
