@@ -50,7 +50,7 @@ def _register_subcommands() -> None:
 
     for module, name in (("api.cli_keys", "keys"), ("api.cli_docs", None), ("api.cli_render", None), ("api.cli_trust", "trust"),
                          ("api.cli_tokens", "tokens"), ("api.cli_log", "log"), ("api.cli_licences", "licences"),
-                         ("api.cli_qr", "qr")):
+                         ("api.cli_qr", "qr"), ("api.cli_bulk", "bulk")):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

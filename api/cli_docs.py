@@ -130,35 +130,6 @@ def verify(
     raise typer.Exit(report.exit_code())
 
 
-def _count_records(path: Path) -> int | None:
-    """Records in the file (for the progress bar); None when it cannot be told cheaply."""
-    try:
-        with path.open("rb") as f:
-            n = sum(1 for line in f if line.strip())
-    except OSError:
-        return None
-    return n - 1 if path.suffix.lower() == ".csv" else n
-
-
-def read_records(path: Path):
-    """Records from .jsonl (one JSON object a line) or .csv (header row); yields (line, dict or error)."""
-    import base64
-    import csv
-
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            for i, row in enumerate(csv.DictReader(f), 2):
-                yield i, {k: v for k, v in row.items() if v not in (None, "")}
-    else:
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield i, json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        yield i, ValueError(f"line {i}: not JSON ({exc.msg})")
-
-
 @app.command()
 def issue(
     records: Path = typer.Argument(..., help="Records file: .jsonl or .csv (photo as base64 or a file path)."),
@@ -166,13 +137,17 @@ def issue(
     issuer_code: Optional[str] = typer.Option(None, help="Issuer (default: the records' issuer_code)."),
 ):
     """Issue and seal licences from a records file. A bad record is reported and skipped; the rest go on."""
-    import base64
-
     from keys.store import KeyStore
     from ofd.licence.errors import LicenceError
+    from signer.bulk_io import BulkInputError, check_input, count_records, read_records, write_atomic
     from signer.issue import LicenceIssuer
     from signer.registry import Registry, RegistryError
 
+    try:
+        check_input(records)
+    except BulkInputError as exc:
+        console.print(f"[red]{exc.message_zh} / {exc.message_en}[/red]")
+        raise typer.Exit(EXIT_USAGE)
     store = KeyStore()
     registry = Registry(store)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,26 +156,18 @@ def issue(
     manifest = (out / "manifest.jsonl").open("a", encoding="utf-8")
     progress = Progress(TextColumn("[bold]issuing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                         TimeRemainingColumn(), console=console, transient=False, disable=not console.is_terminal)
-    task = progress.add_task("issue", total=_count_records(records), rate="")
+    task = progress.add_task("issue", total=count_records(records), rate="")
     progress.start()
     for line, rec in read_records(records):
         progress.update(task, advance=1, rate=f"ok {ok} / failed {bad}")
         try:
-            if isinstance(rec, Exception):
-                raise rec
-            photo = rec.get("photo")
-            if isinstance(photo, str) and not photo.startswith(("/9j/", "iVBOR")):
-                p = (records.parent / photo)
-                if p.is_file():
-                    rec["photo"] = base64.b64encode(p.read_bytes()).decode()
+            if isinstance(rec, str):  # an unreadable line
+                raise ValueError(rec)
             code = issuer_code or rec.get("issuer_code", "")
             iss = issuers.get(code) or issuers.setdefault(code, LicenceIssuer(store, code))
             outcome = registry.issue_file(iss, rec)
             result = outcome.issued
-            target = out / f"{result.identifier}.ofd"
-            tmp = target.with_suffix(".ofd.part")
-            tmp.write_bytes(result.data)
-            tmp.replace(target)  # never a half-written licence under its final name
+            write_atomic(out / f"{result.identifier}.ofd", result.data)  # never half-written under its name
             manifest.write(json.dumps({"line": line, "identifier": result.identifier, "sm3": result.sm3_hex,
                                        "registered": outcome.created}) + "\n")
             ok += 1

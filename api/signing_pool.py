@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from keys.config import Settings
 from keys.store import KeyStore, KeyStoreError, UnknownIssuer
+from signer.issuers import IssuerPool
 from signer.licence_status import TransitionError
 from ofd.licence.errors import ConfigError, LicenceError, field_error
 
@@ -40,47 +41,9 @@ class Unavailable(Exception):
         self.message_zh, self.message_en = message_zh, message_en
 
 
-class WorkContext:
-    """One process's keystore and one `LicenceIssuer` per issuer code (made on first use)."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._store: KeyStore | None = None
-        self._issuers: dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def store(self) -> KeyStore:
-        with self._lock:
-            if self._store is None:
-                self._store = KeyStore(self.settings)
-            return self._store
-
-    @property
-    def registry(self):
-        """The licence registry and issuance log (same database as the keystore)."""
-        from signer.registry import Registry
-
-        with self._lock:
-            reg = getattr(self, "_registry", None)
-        if reg is None:
-            reg = Registry(self.store)
-            with self._lock:
-                self._registry = getattr(self, "_registry", None) or reg
-        return self._registry
-
-    def issuer(self, code: str):
-        """The issuer's `LicenceIssuer`, made afresh when its active key changed (rotation or
-        revocation by another process), so a long-lived worker never signs with a retired key."""
-        from signer.issue import LicenceIssuer
-
-        store = self.store
-        active = store.active_key(code).kid  # UnknownIssuer / NoActiveKey before anything is cached
-        with self._lock:
-            cached = self._issuers.get(code)
-            if cached is None or cached.identity().kid != active:
-                cached = self._issuers[code] = LicenceIssuer(store, code)
-            return cached
+class WorkContext(IssuerPool):
+    """One process's keystore, registry and issuers (`signer.issuers.IssuerPool`), plus the
+    request-shaped work the service hands to its pool processes."""
 
     def issue(self, record: dict) -> dict:
         """Validate and seal one record: {"identifier", "data", ...} or {"errors": [...]}."""
@@ -178,11 +141,6 @@ class WorkContext:
         if done is not None:
             make_seal(self.store, done.issuer_code)
         return rec, done
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-
 
 def keys_fingerprint(records) -> tuple:
     """What a cache built from the keystore's keys depends on: each key's id, status and revocation."""

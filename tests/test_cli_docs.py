@@ -162,3 +162,11 @@ def test_verify_offline_from_a_saved_trust_list(tmp_path, home):
     assert r.exit_code == 2 and "rejected" in r.output
     r = runner.invoke(app, ["verify", "--trust-list", str(tl), str(licence)], env=offline)
     assert r.exit_code == 2
+
+
+def test_issue_with_a_missing_or_wrong_input_file_is_a_usage_error(tmp_path, home):
+    r = runner.invoke(app, ["issue", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o")], env=_env(home))
+    assert r.exit_code == 2 and "not found" in r.output
+    (tmp_path / "records.txt").write_text("x")
+    r = runner.invoke(app, ["issue", str(tmp_path / "records.txt"), "-o", str(tmp_path / "o")], env=_env(home))
+    assert r.exit_code == 2 and "unsupported" in r.output
