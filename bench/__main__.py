@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import licence_bench, qr_bench, sm2_bench
+from . import bulk_bench, licence_bench, qr_bench, sm2_bench
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -32,6 +32,10 @@ def main() -> int:
         qr = qr_bench.run()
     figures.update(qr)
     rows += qr_bench.table_rows(qr)
+    with console.status("bulk: Dask, 2 workers ..."):
+        bk = bulk_bench.run(records=1000)
+    figures.update(bk)
+    rows += bulk_bench.table_rows(bk)
 
     table = Table(title=f"ecert benchmarks — one core, one run ({platform.processor() or platform.machine()})")
     for col in ("operation", "ecert", "baseline (same run)", "ratio"):
