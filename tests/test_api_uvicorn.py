@@ -3,28 +3,16 @@ the shared SQLite (WAL) keystore, and Prometheus multiprocess metrics summed ove
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from . import live_server
 from .test_api import _json_record
 from .conftest import make_record
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -41,38 +29,17 @@ def server(tmp_path_factory):
     ts.close()
     prom = home / "prom"
     prom.mkdir()
-    port = _free_port()
-    env = {**os.environ, "ECERT_HOME": str(home), "PROMETHEUS_MULTIPROC_DIR": str(prom), "ECERT_SIGN_WORKERS": "1",
-           "PYTHONPATH": str(ROOT)}
-    log_path = home / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "2", "--log-level", "debug"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    port = live_server.free_port()
+    proc = live_server.start(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2", "--log-level", "debug"],
+        home, {"ECERT_HOME": str(home), "PROMETHEUS_MULTIPROC_DIR": str(prom), "ECERT_SIGN_WORKERS": "1"})
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
-        yield {"base": base, "token": token, "issuer": issuer, "log": log_path, "port": port}
+        live_server.wait_ready(proc, base, home)
+        yield {"base": base, "token": token, "issuer": issuer, "log": home / "server.log", "port": port}
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=5)
+        live_server.stop(proc)
 
 
 def test_issue_verify_and_metrics_over_real_http(server):

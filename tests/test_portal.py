@@ -10,10 +10,8 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -22,7 +20,8 @@ import pytest
 from PIL import Image
 
 from .conftest import make_record
-from .test_api_uvicorn import _free_port
+from . import live_server
+from .live_server import free_port as _free_port, stop as _stop, wait_ready as _wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -36,37 +35,8 @@ if not Path(CHROMIUM).exists():
 
 
 def _start(cmd: list[str], home: Path, port: int, extra_env: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, "ECERT_HOME": str(home), "ECERT_SIGN_WORKERS": "0", "PYTHONPATH": str(ROOT),
-           "PORT": str(port), **(extra_env or {})}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with (home / "server.log").open("ab") as log:  # the child keeps its own descriptor
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_ready(proc: subprocess.Popen, base: str, home: Path, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            pytest.fail(f"server did not start:\n{(home / 'server.log').read_text(errors='replace')[-3000:]}")
-        time.sleep(0.2)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=5)
+    env = {"ECERT_HOME": str(home), "ECERT_SIGN_WORKERS": "0", "PORT": str(port), **(extra_env or {})}
+    return live_server.start(cmd, home, env, unset=("PROMETHEUS_MULTIPROC_DIR",))
 
 
 def _tamper_photo(data: bytes) -> bytes:
