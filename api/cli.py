@@ -40,7 +40,19 @@ def serve(
     if init.changed:
         typer.echo(f"development keys created in {where}: {', '.join(init.created)}")
     typer.echo(f"issuer {init.issuer.code} ({init.issuer.name}), signing key {init.signing.kid}")
-    typer.echo(f"ecert listening on http://{host}:{port}/  (health: /healthz, API docs: /docs)")
+    if "issuer" in init.created:  # first run: one development token, shown once, stored only as a hash
+        from api.auth import TokenStore
+
+        ts = TokenStore(store.settings.database_url)
+        try:
+            token, _info = ts.create("development (ecert serve first run)", ["issue", "admin"])
+        finally:
+            ts.close()
+        typer.echo(f"development API token (scopes issue, admin; shown once, keep it): {token}")
+    else:
+        typer.echo("API tokens: `ecert tokens create --scope issue` (the first-run token was shown once)")
+    base = f"http://{host}:{port}"
+    typer.echo(f"ecert listening on {base}/  — portal {base}/, API docs {base}/docs, health {base}/healthz")
     uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level="info")
 
 
