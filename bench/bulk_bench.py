@@ -36,12 +36,12 @@ def _cpu_s() -> float:
 
 def _write_records(path: Path, issuer, start: int, n: int) -> Path:
     """``n`` distinct valid records as JSONL; photos are files beside it (read in by the coordinator)."""
-    from tests.conftest import _id_number, make_photo, make_record
+    from ofd.licence.fake import id_number as _id_number, portrait as _portrait, record as make_record
 
     for k in range(PHOTOS):
         p = path.parent / f"p{k}.jpg"
         if not p.exists():
-            p.write_bytes(make_photo(shade=k))
+            p.write_bytes(_portrait(seed=k))
     with path.open("w", encoding="utf-8") as f:
         for i in range(start, start + n):
             birth = (date(1960, 1, 1) + timedelta(days=i // 400)).strftime("%Y%m%d")

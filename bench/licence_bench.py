@@ -38,7 +38,7 @@ def _setup():
     from keys.store import DEV_ISSUER_CODE, KeyStore
     from keys.x509 import Certificate
     from signer.issue import LicenceIssuer
-    from tests.conftest import make_record
+    from ofd.licence.fake import record as make_record
     from verifier.trust import TrustConfig
 
     home = tempfile.mkdtemp(prefix="ecert-bench-")
@@ -53,7 +53,7 @@ def _setup():
 
 def _records(li, n: int = POOL) -> list[dict]:
     """``n`` distinct valid records of the issuer (name, ID number, photo all differ)."""
-    from tests.conftest import make_record
+    from ofd.licence.fake import record as make_record
 
     issuer = li.store.issuer(li.issuer_code)
     return [

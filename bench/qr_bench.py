@@ -25,7 +25,7 @@ def _setup():
     from keys.config import load_settings
     from keys.store import DEV_ISSUER_CODE, KeyStore
     from ofd.licence.model import validate_record
-    from tests.conftest import make_record
+    from ofd.licence.fake import record as make_record
     from verifier.qr_verify import keyring_from_store
 
     store = KeyStore(load_settings({"ECERT_HOME": tempfile.mkdtemp(prefix="ecert-qrbench-")}))

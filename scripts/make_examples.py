@@ -10,40 +10,18 @@ from __future__ import annotations
 
 import base64
 import csv
-import io
 import json
-import random
 from datetime import date
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
 from keys.store import DEV_ISSUER_CODE, DEV_ISSUER_NAME
 from ofd.licence.catalogue import default_catalogue
-from ofd.licence.idcard import id_check_char
+from ofd.licence.fake import id_number, portrait
 
 OUT = Path(__file__).resolve().parents[1] / "examples"
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ("示例", "样例", "测试")
 REGIONS = ["110105", "310104", "440305", "510107", "610113", "420106", "330106", "370102", "210202", "650102"]
-
-
-def portrait(seed: int) -> bytes:
-    rnd = random.Random(seed)
-    w, h = 300, 400
-    img = Image.new("RGB", (w, h), (rnd.randint(200, 235), rnd.randint(215, 240), 245))
-    d = ImageDraw.Draw(img)
-    skin = (rnd.randint(200, 235), rnd.randint(160, 195), rnd.randint(130, 160))
-    d.rectangle((60, 300, 240, 400), fill=(rnd.randint(20, 90), rnd.randint(40, 90), rnd.randint(90, 140)))
-    d.rectangle((125, 250, 175, 310), fill=skin)
-    d.ellipse((85, 90, 215, 260), fill=skin)
-    d.chord((80, 70, 220, 200), 180, 360, fill=(rnd.randint(10, 60),) * 3)
-    for x in (120, 165):
-        d.ellipse((x, 160, x + 14, 170), fill=(30, 30, 30))
-    d.arc((125, 200, 175, 230), 20, 160, fill=(150, 60, 60), width=3)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=82)
-    return buf.getvalue()
 
 
 def records() -> list[dict]:
@@ -54,13 +32,11 @@ def records() -> list[dict]:
         item = cat.items[(i // len(cats)) % len(cat.items)]
         female = i % 3 == 1
         birth = date(1965 + (i * 7) % 35, 1 + i % 12, 1 + (i * 5) % 28)
-        serial = 900 + 2 * i + (0 if female else 1)
-        first17 = f"{REGIONS[i % len(REGIONS)]}{birth:%Y%m%d}{serial:03d}"
         start = date(2021 + i % 5, 1 + (i * 3) % 12, 1 + (i * 11) % 28)
         out.append({
             "name": SURNAMES[i] + GIVEN[i % 3],
             "sex": "女" if female else "男",
-            "id_number": first17 + id_check_char(first17),
+            "id_number": id_number(REGIONS[i % len(REGIONS)], f"{birth:%Y%m%d}", 450 + i, female),
             "category": cat.name,
             "item": item.name,
             "first_issue_date": date(start.year - i % 3, start.month, start.day).isoformat(),

@@ -2,52 +2,24 @@
 
 from __future__ import annotations
 
-import io
 from datetime import date
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SAMPLES = SHARED / "samples"
 
 
-def _id_number(region: str, birth: str, seq: int, female: bool) -> str:
-    from ofd.licence.idcard import id_check_char
-
-    seq3 = seq * 2 + (0 if female else 1)
-    first17 = f"{region}{birth}{seq3 % 1000:03d}"
-    return first17 + id_check_char(first17)
+# One generator of fake people for examples, tests and benchmarks (ofd/licence/fake.py).
+from ofd.licence.fake import id_number as _id_number  # noqa: E402
+from ofd.licence.fake import record as make_record  # noqa: E402
 
 
 def make_photo(fmt: str = "JPEG", size: tuple[int, int] = (300, 400), shade: int = 0) -> bytes:
-    """A passport-style placeholder portrait drawn with Pillow."""
-    img = Image.new("RGB", size, (225 - shade, 235, 245))
-    d = ImageDraw.Draw(img)
-    w, h = size
-    d.ellipse((w * 0.3, h * 0.18, w * 0.7, h * 0.55), fill=(205, 170, 140))
-    d.rectangle((w * 0.18, h * 0.6, w * 0.82, h), fill=(40, 60, 110))
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, quality=85)
-    return buf.getvalue()
+    from ofd.licence.fake import portrait
 
-
-def make_record(issuer_code: str, issuer_name: str, seq: int = 1, **over) -> dict:
-    rec = {
-        "name": "王测试",
-        "sex": "男",
-        "id_number": _id_number("110105", "19850312", seq, female=False),
-        "category": "电工作业",
-        "item": "低压电工作业",
-        "first_issue_date": date(2020, 3, 1),
-        "valid_from": date(2023, 3, 1),
-        "issuer_name": issuer_name,
-        "issuer_code": issuer_code,
-        "photo": make_photo(shade=seq % 40),
-    }
-    rec.update(over)
-    return rec
+    return portrait(seed=shade, fmt=fmt, size=size)
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,6 @@ def test_shipped_examples_issue_cleanly(tmp_path, home, name):
     files = list(out.glob("*.ofd"))
     assert len(files) == 20
     from ofd.licence.catalogue import default_catalogue
-    from verifier.ofd_verify import verify_ofd
 
     cats = set()
     for f in files[:20:4]:
