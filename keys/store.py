@@ -61,7 +61,7 @@ from .kek import KekError
 __all__ = [
     "KeyStore", "KeyRecord", "Issuer", "InitResult", "KeyStoreError", "KekError", "UnknownIssuer",
     "UnknownKey", "NoActiveKey", "KeyRevoked", "KeyIntegrityError", "PLATFORM", "ROLES", "STATUSES",
-    "DEV_ISSUER_CODE", "DEV_ISSUER_NAME", "DEV_ROOT_CN", "is_valid_uscc",
+    "DEV_ISSUER_CODE", "DEV_ISSUER_NAME", "DEV_ROOT_CN", "is_valid_uscc", "make_engine", "serialised_tx",
 ]
 
 UTC = dt.timezone.utc
@@ -310,6 +310,20 @@ def _set_wal(cur) -> None:
             time.sleep(0.02)
 
 
+@contextmanager
+def serialised_tx(engine: Engine, write: bool, pg_lock: int) -> Iterator[Connection]:
+    """One transaction on an engine from `make_engine`. Writers are serialised: on SQLite by
+    BEGIN IMMEDIATE (the engine's begin hook, asked for by ``ecert_write``), on PostgreSQL by the
+    transaction-scoped advisory lock ``pg_lock`` (one id per set of tables)."""
+    with engine.connect() as conn:
+        if write:
+            conn.execution_options(ecert_write=True)
+        with conn.begin():
+            if write and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(pg_lock)})")
+            yield conn
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(UTC).replace(microsecond=0)
 
@@ -391,13 +405,8 @@ class KeyStore:
     def _tx(self, write: bool = False) -> Iterator[Connection]:
         """A transaction; writers are serialised (SQLite: BEGIN IMMEDIATE, PostgreSQL: advisory lock)."""
         try:
-            with self._engine.connect() as conn:
-                if write:
-                    conn.execution_options(ecert_write=True)
-                with conn.begin():
-                    if write and conn.dialect.name == "postgresql":
-                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
-                    yield conn
+            with serialised_tx(self._engine, write, _PG_WRITE_LOCK) as conn:
+                yield conn
         except (KeyStoreError, IntegrityError):
             raise
         except SQLAlchemyError as exc:

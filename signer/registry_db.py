@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from keys.store import KeyStore, make_engine
+from keys.store import KeyStore, make_engine, serialised_tx
 
 UTC = dt.timezone.utc
 _PG_REGISTRY_LOCK = 0x6563657274_02  # distinct from the keystore's advisory lock id
@@ -144,13 +144,8 @@ class RegistryDB:
     def tx(self, write: bool = False) -> Iterator[Connection]:
         """A transaction; writers hold the registry write lock until commit."""
         try:
-            with self.engine.connect() as conn:
-                if write:
-                    conn.execution_options(ecert_write=True)
-                with conn.begin():
-                    if write and conn.dialect.name == "postgresql":
-                        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_REGISTRY_LOCK})")
-                    yield conn
+            with serialised_tx(self.engine, write, _PG_REGISTRY_LOCK) as conn:
+                yield conn
         except RegistryError:
             raise
         except SQLAlchemyError as exc:
