@@ -85,7 +85,7 @@ class WorkContext(IssuerPool):
         from verifier.trust import trust_from_store
 
         try:
-            trust = trust_from_store(self.store)
+            trust = trust_from_store(self.store, registry=self.registry)
         except KeyStoreError as exc:
             log.error("keystore unavailable for verification: %s", exc)
             return {"unavailable": ["验证服务暂不可用", "verification is unavailable (see the server log)"]}

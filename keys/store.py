@@ -388,6 +388,11 @@ class KeyStore:
 
     # ---- plumbing
 
+    @property
+    def engine(self) -> Engine:
+        """The keystore's engine; other tables in the same database (registry, tokens, jobs) share it."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
         self._cache.clear()

@@ -1,8 +1,7 @@
 """Tables of the licence registry and its issuance log, in the keystore's database.
 
 Own tables (``registry_*``) in the keystore's database, so one backup holds keys, licences
-and log together; the keystore's engine for a SQLite file (see `_engine_of`), else an own
-engine from ``keys.store.make_engine``.
+and log together, through the keystore's own engine (one connection pool per process).
 Writers are serialised like the keystore's: ``BEGIN IMMEDIATE`` on SQLite, a transaction
 advisory lock on PostgreSQL (a different lock id, so registry appends never wait on key
 generation). Times are stored as the exact ISO text that is hashed into the log, so a
@@ -30,10 +29,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from keys.store import KeyStore, make_engine, serialised_tx
+from keys.store import KeyStore, serialised_tx
 
 UTC = dt.timezone.utc
 _PG_REGISTRY_LOCK = 0x6563657274_02  # distinct from the keystore's advisory lock id
@@ -109,23 +108,12 @@ def iso(t: dt.datetime | dt.date | None) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _engine_of(store: KeyStore) -> tuple[Engine, bool]:
-    """(engine, owned). A SQLite file shares the keystore's engine: `make_engine` opens and closes the
-    file to set its mode, and a close() by this process drops every POSIX lock its other SQLite
-    connections hold on that file, so a second engine per process corrupted the WAL database under
-    concurrent writers (seen as "database disk image is malformed"). Other databases get their own."""
-    shared = getattr(store, "engine", None) or getattr(store, "_engine", None)
-    if store.settings.is_sqlite and shared is not None:
-        return shared, False
-    return make_engine(store.settings.database_url), True
-
-
 class RegistryDB:
     """The engine and transactions of the registry tables; created on first use."""
 
     def __init__(self, store: KeyStore):
         self.store = store
-        self.engine, self._own_engine = _engine_of(store)
+        self.engine = store.engine
         try:
             with self.tx() as c:
                 complete = all(inspect(c).has_table(t.name) for t in metadata.sorted_tables)
@@ -137,8 +125,7 @@ class RegistryDB:
             raise
 
     def close(self) -> None:
-        if self._own_engine:
-            self.engine.dispose()
+        """Nothing to release: the engine is the keystore's, closed with it."""
 
     @contextmanager
     def tx(self, write: bool = False) -> Iterator[Connection]:

@@ -42,3 +42,30 @@ def test_unregistered_licence_only_warns(dev_store, dev_issuer):
     issued = LicenceIssuer(dev_store, dev_issuer.code).issue(make_record(dev_issuer.code, dev_issuer.name, seq=63))
     r = verify_ofd(issued.data, trust)
     assert r.verdict == "valid" and _status_check(r).status == "warn"
+
+
+def test_the_service_reuses_one_registry_for_every_verification(dev_store, dev_issuer, monkeypatch):
+    """Each verification used to open a new Registry (schema inspection, meta read, and on
+    PostgreSQL a new engine); the pool process's own registry serves them all."""
+    from api.signing_pool import WorkContext
+
+    ctx = WorkContext(dev_store.settings)
+    try:
+        out = ctx.registry.issue_file(ctx.issuer(dev_issuer.code),
+                                      make_record(dev_issuer.code, dev_issuer.name, seq=64, name="孙复用"))
+        ctx.registry.revoke(out.entry.identifier, "fraud")
+        opened = []
+        original = Registry.__init__
+
+        def counting_init(self, store):  # the real constructor, counted
+            opened.append(1)
+            original(self, store)
+
+        monkeypatch.setattr(Registry, "__init__", counting_init)
+        for _ in range(5):
+            rep = ctx.verify(out.issued.data)
+            assert rep["verdict"] == "invalid"
+            assert any(c["name"] == "licence_status" and c["status"] == "fail" for c in rep["checks"])
+        assert opened == []
+    finally:
+        ctx.close()

@@ -34,8 +34,10 @@ class TrustConfig:
         return self.at or datetime.now(timezone.utc)
 
 
-def trust_from_store(store, **kw) -> TrustConfig:
-    """Our roots and our keys' revocation state, from the keystore (``keys.store.KeyStore``)."""
+def trust_from_store(store, *, registry=None, **kw) -> TrustConfig:
+    """Our roots, our keys' revocation state and our licences' status, from the keystore
+    (``keys.store.KeyStore``). A long-lived caller passes its ``signer.registry.Registry`` so
+    that every verification reuses it; otherwise one is opened on first use."""
     from keys.store import UnknownKey
 
     roots = [Certificate.load(r.cert_der) for r in store.list_keys() if r.role == "root" and r.status != "revoked"]
@@ -50,5 +52,5 @@ def trust_from_store(store, **kw) -> TrustConfig:
     from signer.registry import status_source
 
     extra_roots = kw.pop("roots", [])
-    return TrustConfig(roots=roots + list(extra_roots), revocation=revocation,
-                       licence_status=status_source(store), **kw)
+    status = registry.status_for if registry is not None else status_source(store)
+    return TrustConfig(roots=roots + list(extra_roots), revocation=revocation, licence_status=status, **kw)
