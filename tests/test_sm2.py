@@ -327,3 +327,33 @@ def test_non_canonical_der_rejected_by_every_backend(backend):
     ]
     for v in variants:
         assert not key.public_key.verify(b"m", v)
+
+
+def test_verify_from_many_threads_with_failures_interleaved():
+    """The service verifies from a thread pool with one cached key object per issuer: a failed
+    verification, a malformed signature or another thread's use must not change the next answer."""
+    import threading
+
+    k = sm2.PrivateKey.generate()
+    pub = sm2.PublicKey.from_bytes(k.public_key.point)  # a fresh key object: its own contexts
+    msgs = [b"m%d" % i for i in range(8)]
+    sigs = [k.sign(m) for m in msgs]
+    wrong = [bytes([s[0]]) + bytes(len(s) - 1) for s in sigs]  # same length, garbage body
+    errors: list[str] = []
+
+    def work(seed: int) -> None:
+        for i in range(40):
+            j = (i + seed) % len(msgs)
+            if not pub.verify(msgs[j], sigs[j]):
+                errors.append(f"good signature {j} rejected")
+            if pub.verify(msgs[j], sigs[(j + 1) % len(msgs)]):
+                errors.append(f"signature of another message accepted for {j}")
+            if pub.verify(msgs[j], wrong[j]):
+                errors.append("garbage signature accepted")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
