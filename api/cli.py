@@ -26,8 +26,7 @@ def serve(
     workers: int = typer.Option(1, help="uvicorn worker processes."),
 ):
     """Start the HTTP service (what `make run` calls). Bootstraps development keys on first run."""
-    import uvicorn
-
+    from api import serving
     from keys.store import KeyStore
 
     with KeyStore() as store:
@@ -53,7 +52,7 @@ def serve(
         typer.echo("API tokens: `ecert tokens create --scope issue` (the first-run token was shown once)")
     base = f"http://{host}:{port}"
     typer.echo(f"ecert listening on {base}/  — portal {base}/, API docs {base}/docs, health {base}/healthz")
-    uvicorn.run("api.app:app", host=host, port=port, workers=workers, log_level="info")
+    serving.run("api.app:app", host=host, port=port, workers=workers)
 
 
 def _register_subcommands() -> None:
