@@ -20,7 +20,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Column, LargeBinary, MetaData, String, Table, insert, select, update
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, insert, inspect, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -87,10 +87,16 @@ def _info(row) -> TokenInfo:
 class TokenStore:
     """The ``api_tokens`` table in the keystore database (created on first use)."""
 
-    def __init__(self, database_url: str | None = None, *, engine: Engine | None = None):
-        self._engine = engine if engine is not None else make_engine(database_url)
-        with self._begin(write=True) as c:
-            metadata.create_all(c, checkfirst=True)
+    def __init__(self, database_url: str | None = None, *, engine: Engine | None = None,
+                 busy_timeout: float | None = None):
+        if engine is None:
+            engine = make_engine(database_url) if busy_timeout is None else make_engine(database_url, busy_timeout)
+        self._engine = engine
+        with self._begin() as c:  # an existing table is only read: no write lock needed to check tokens
+            present = inspect(c).has_table(tokens_t.name)
+        if not present:
+            with self._begin(write=True) as c:
+                metadata.create_all(c, checkfirst=True)
 
     def _begin(self, write: bool = False) -> _Tx:
         return _Tx(self._engine, write)

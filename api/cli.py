@@ -17,6 +17,9 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """ecert: electronic Special Operation Certificates."""
+    from signer import log_redact
+
+    log_redact.install()  # ID numbers masked in whatever this command logs
 
 
 @app.command()

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from keys.config import Settings
 from keys.store import KeyStore, KeyStoreError, UnknownIssuer
 from signer.issuers import IssuerPool
-from signer.licence_status import TransitionError
+from signer.registry_db import RegistryError
 from ofd.licence.errors import ConfigError, LicenceError, field_error
 
 log = logging.getLogger("ecert.api")
@@ -39,6 +39,10 @@ class Unavailable(Exception):
     def __init__(self, message_zh: str, message_en: str):
         super().__init__(message_zh, message_en)
         self.message_zh, self.message_en = message_zh, message_en
+
+
+_UNAVAILABLE_SIGNING = {"unavailable": ["签章服务暂不可用（数据库繁忙或不可用），请稍后重试",
+                                         "signing is unavailable (database busy or down); please retry"]}
 
 
 class WorkContext(IssuerPool):
@@ -55,7 +59,10 @@ class WorkContext(IssuerPool):
             issued = out.issued
         except LicenceError as exc:
             return {"errors": exc.as_dicts()}
-        except TransitionError as exc:  # e.g. re-issuing a revoked licence unchanged
+        except RegistryError as exc:  # a transition the rules refuse (re-issuing a revoked licence unchanged, ...)
+            if exc.code == "database":  # locked, full or gone: retry later, not the record's fault
+                log.error("registry unavailable: %s", exc)
+                return _UNAVAILABLE_SIGNING
             return {"errors": [{"field": "record", "code": exc.code, "message_zh": exc.message_zh,
                                 "message_en": exc.message_en}]}
         except UnknownIssuer:
@@ -64,7 +71,7 @@ class WorkContext(IssuerPool):
             return {"errors": [err.as_dict()]}
         except (KeyStoreError, ConfigError) as exc:
             log.error("signing unavailable: %s", exc)
-            return {"unavailable": ["签章服务暂不可用", "signing is unavailable (see the server log)"]}
+            return _UNAVAILABLE_SIGNING
         lic = issued.licence
         return {
             "identifier": issued.identifier,
@@ -86,7 +93,7 @@ class WorkContext(IssuerPool):
 
         try:
             trust = trust_from_store(self.store, registry=self.registry)
-        except KeyStoreError as exc:
+        except (KeyStoreError, RegistryError) as exc:
             log.error("keystore unavailable for verification: %s", exc)
             return {"unavailable": ["验证服务暂不可用", "verification is unavailable (see the server log)"]}
         report = verify_ofd(data, trust).to_dict()
@@ -110,11 +117,12 @@ class WorkContext(IssuerPool):
 
     def keyring(self):
         """One `verifier.qr_verify.Keyring` per process, made again only when the keystore's keys
-        changed (a key added, rotated or revoked): its per-key caches are what makes QR checks fast."""
+        changed (a key added, rotated or revoked; seen within `KeyStore.cached_keys`' bound): its
+        per-key caches are what makes QR checks fast."""
         from verifier.qr_verify import keyring_from_store
 
         store = self.store
-        mark = keys_fingerprint(store.list_keys())
+        mark = keys_fingerprint(store.cached_keys())
         with self._lock:
             cached = getattr(self, "_keyring", None)
         if cached is None or cached[0] != mark:
@@ -156,7 +164,10 @@ def _child_init(settings: Settings) -> None:
     global _CHILD
     import signal
 
+    from signer import log_redact
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
+    log_redact.install()  # a spawned process starts with the default record factory
     _CHILD = WorkContext(settings)
 
 

@@ -124,7 +124,8 @@ def revoke_key(store: KeyStore, kid: str, *, reason: str, at: dt.datetime | None
     rec = store.get_key(kid)
     done = None
     if replace and rec.role == "signing" and rec.status == "active":
-        done = rotate(store, rec.issuer_code, revoke=(kid, at or dt.datetime.now(dt.timezone.utc), reason))
+        at = at or dt.datetime.now(UTC).replace(microsecond=0)  # whole seconds, as `KeyStore.revoke` stores them
+        done = rotate(store, rec.issuer_code, revoke=(kid, at, reason))
     else:
         store.revoke(kid, reason=reason, at=at)
     return store.get_key(kid), done

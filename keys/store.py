@@ -55,7 +55,7 @@ from sqlalchemy.types import DateTime, TypeDecorator
 
 from . import kek as _kek
 from . import sm2, sm4, x509
-from .config import KeyStoreError, Settings, load_settings
+from .config import DEFAULT_BUSY_TIMEOUT, KeyStoreError, Settings, load_settings
 from .kek import KekError
 
 __all__ = [
@@ -241,14 +241,15 @@ Index(
 SCHEMA_VERSION = b"1"
 _PG_WRITE_LOCK = 0x6563657274  # "ecert": advisory lock id serialising keystore writers on PostgreSQL
 _KEK_CHECK = "kek_check"
+KEYS_CHANGED_FILE = "keys.changed"  # replaced whenever a key is added, switched or revoked (see cached_keys)
 ACTIVE_KID_TTL = 1.0  # seconds a signer may keep using a key after another process rotated it
 CLOCK_SKEW = dt.timedelta(minutes=5)  # how far a revocation cut-off may lie ahead of this clock
 
 
 # --------------------------------------------------------------------------- engine
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and explicit BEGINs."""
+def make_engine(url: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout (seconds), foreign keys and explicit BEGINs."""
     try:
         u = make_url(url)
     except ArgumentError:
@@ -271,7 +272,7 @@ def make_engine(url: str) -> Engine:
                     os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
                 except FileExistsError:
                     pass
-        engine = create_engine(u, connect_args={"timeout": 30})
+        engine = create_engine(u, connect_args={"timeout": busy_timeout})
     except ImportError as exc:
         raise KeyStoreError(
             f"数据库驱动未安装 / database driver for {shown} is not installed ({exc.name}); "
@@ -284,7 +285,7 @@ def make_engine(url: str) -> Engine:
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # transactions are begun by _on_begin
         cur = dbapi_conn.cursor()
-        for pragma in ("busy_timeout = 30000", "foreign_keys = ON", "synchronous = NORMAL"):
+        for pragma in (f"busy_timeout = {int(busy_timeout * 1000)}", "foreign_keys = ON", "synchronous = NORMAL"):
             cur.execute(f"PRAGMA {pragma}")
         _set_wal(cur)
         cur.close()
@@ -374,11 +375,13 @@ class KeyStore:
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings if settings is not None else load_settings()
-        self._engine = make_engine(self.settings.database_url)
+        self._engine = make_engine(self.settings.database_url, self.settings.busy_timeout)
         self.url = self._engine.url.render_as_string(hide_password=True)  # password hidden: safe to show
         self._cache: dict[str, sm2.PrivateKey] = {}
         self._cache_lock = threading.Lock()
         self._active_kids: dict[tuple[str, str], tuple[str | None, float]] = {}  # (issuer, role) -> (kid, when)
+        self._key_list: tuple[list[KeyRecord], float, tuple] | None = None  # (list_keys(), when, change mark)
+        self._keys_changed = self.settings.home / KEYS_CHANGED_FILE
         self.active_kid_ttl = ACTIVE_KID_TTL
         try:
             self._kek = self._open()
@@ -589,7 +592,7 @@ class KeyStore:
                 c.execute(insert(keys_t).values(**row))
                 if mode != "pending":
                     self._activate(c, kid, issuer_code, role, now)
-            self._active_kids.clear()
+            self._forget_key_state()
         except IntegrityError:
             if mode == "if_absent":  # a concurrent run activated one first (PostgreSQL)
                 return self.active_key(issuer_code, role), False
@@ -654,7 +657,7 @@ class KeyStore:
                     "(rotated meanwhile); revoke it on its own"
                 )
             self._activate(c, kid, rec.issuer_code, rec.role, _now(), revoke_previous and revoke_previous[1:], checkpoint)
-        self._active_kids.clear()
+        self._forget_key_state()
         return self.get_key(kid), (self.get_key(previous.kid) if previous is not None else None)
 
     def pending_key(self, issuer_code: str, role: str = "signing") -> KeyRecord | None:
@@ -662,6 +665,44 @@ class KeyStore:
         now = dt.datetime.now(UTC)
         found = [r for r in self.list_keys(issuer_code) if r.role == role and r.status == "pending" and r.not_after > now]
         return found[-1] if found else None
+
+    def _forget_key_state(self) -> None:
+        """A key changed: drop this store's caches of key state and tell the other processes on
+        this machine (they compare `_change_mark` before trusting their `cached_keys`)."""
+        self._active_kids.clear()
+        self._key_list = None
+        try:
+            self._keys_changed.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._keys_changed.with_name(f"{KEYS_CHANGED_FILE}.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_bytes(os.urandom(8))
+            os.replace(tmp, self._keys_changed)  # a new inode: the mark changes even within one mtime tick
+        except OSError:
+            pass  # a read-only home: other processes fall back to the time bound
+
+    def _change_mark(self) -> tuple:
+        try:
+            st = os.stat(self._keys_changed)
+        except OSError:
+            return ()
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def cached_keys(self, *, max_age: float | None = None) -> list[KeyRecord]:
+        """`list_keys()`, cached: for verifiers answering thousands of requests a second (the key
+        list was half the work of an HTTP QR verification).
+
+        A change made by any process sharing this home (service, CLI, another worker) is seen at
+        once: it replaces the ``keys.changed`` marker, one stat() per call here. A change made
+        on another machine (a shared PostgreSQL) is seen within ``max_age`` seconds (default
+        ``self.active_kid_ttl``, the bound signers already have for a rotation)."""
+        ttl = self.active_kid_ttl if max_age is None else max_age
+        now = time.monotonic()
+        mark = self._change_mark()  # read before the list: a change after this shows up next call
+        hit = self._key_list
+        if hit is not None and now - hit[1] < ttl and hit[2] == mark:
+            return hit[0]
+        keys = self.list_keys()
+        self._key_list = (keys, now, mark)
+        return keys
 
     def active_kid(self, issuer_code: str, role: str = "signing", *, max_age: float | None = None) -> str | None:
         """The kid of the active key, or None; cached ``max_age`` seconds (default ``self.active_kid_ttl``).
@@ -706,7 +747,7 @@ class KeyStore:
             c.execute(update(keys_t).where(keys_t.c.kid == kid).values(**values))
         with self._cache_lock:
             self._cache.pop(kid, None)
-        self._active_kids.clear()
+        self._forget_key_state()
         return self.get_key(kid)
 
     # ---- seals

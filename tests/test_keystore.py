@@ -463,3 +463,30 @@ def test_postgresql_store(tmp_path, pg_schema):
                     "cert_der, wrapped_key, not_before, not_after, created_at FROM keystore_keys "
                     "WHERE status = 'active' AND role = 'root'"
                 ))
+
+
+def test_cached_key_list_sees_changes_by_any_process_of_the_machine_at_once(store, home):
+    """Verifiers read key state from `cached_keys`. A change through the same store, or through
+    another store on the same home (another process: CLI, admin route, worker), is seen at once
+    (the keys.changed marker); without the marker (another machine) only after the time bound,
+    which the test shortens instead of sleeping."""
+    from keys.rotation import rotate
+
+    before = {r.kid: r.status for r in store.cached_keys()}
+    done = rotate(store, DEV_ISSUER_CODE)  # through this store
+    after = {r.kid: r.status for r in store.cached_keys()}
+    assert done.new.kid in after and done.new.kid not in before
+    assert after[done.old.kid] == "retired"
+
+    with KeyStore(settings_for(home)) as other:  # another process on this machine
+        other.revoke(done.old.kid, reason="keyCompromise")
+    assert {r.kid: r.status for r in store.cached_keys()}[done.old.kid] == "revoked"
+
+    # another machine: same database, its own home, so no shared marker
+    elsewhere = settings_for(home.parent / "elsewhere", ECERT_DATABASE_URL=store.settings.database_url,
+                             ECERT_KEK_FILE=str(store.settings.kek_file))
+    with KeyStore(elsewhere) as remote:
+        newest = rotate(remote, DEV_ISSUER_CODE).new.kid
+    assert newest not in {r.kid for r in store.cached_keys()}  # within the bound
+    store.active_kid_ttl = 0.0
+    assert newest in {r.kid for r in store.cached_keys()}

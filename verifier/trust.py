@@ -37,16 +37,21 @@ class TrustConfig:
 def trust_from_store(store, *, registry=None, **kw) -> TrustConfig:
     """Our roots, our keys' revocation state and our licences' status, from the keystore
     (``keys.store.KeyStore``). A long-lived caller passes its ``signer.registry.Registry`` so
-    that every verification reuses it; otherwise one is opened on first use."""
+    that every verification reuses it; otherwise one is opened on first use. Key state comes
+    from `KeyStore.cached_keys` (a revocation by another process is seen within its bound)."""
     from keys.store import UnknownKey
 
-    roots = [Certificate.load(r.cert_der) for r in store.list_keys() if r.role == "root" and r.status != "revoked"]
+    keys = store.cached_keys()
+    roots = [Certificate.load(r.cert_der) for r in keys if r.role == "root" and r.status != "revoked"]
+    by_kid = {r.kid: r for r in keys}
 
     def revocation(kid: str) -> Revocation | None:
-        try:
-            rec = store.get_key(kid)
-        except UnknownKey:
-            return None
+        rec = by_kid.get(kid)
+        if rec is None:  # made after the cached list (or unknown): ask the store
+            try:
+                rec = store.get_key(kid)
+            except UnknownKey:
+                return None
         return Revocation(rec.status, rec.revoked_at, rec.revocation_reason)
 
     from signer.registry import status_source
