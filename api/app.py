@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from . import routes_licences, routes_ops, routes_portal, routes_qr, routes_registry, routes_trust, routes_verify
+from . import routes_jobs, routes_licences, routes_ops, routes_portal, routes_qr, routes_registry, routes_trust, routes_verify
 from .deps import AppState
 from .errors import BodyLimit, install_error_handlers
 from .metrics import RequestMetrics
@@ -39,10 +39,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(title="ecert", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.ecert = AppState.from_settings(settings)
     install_error_handlers(app)
-    for module in (routes_licences, routes_registry, routes_verify, routes_qr, routes_trust, routes_ops, routes_portal):
+    # routes_jobs before routes_portal: it serves /portal/jobs.* ahead of the portal's /portal/{name}
+    for module in (routes_licences, routes_jobs, routes_registry, routes_verify, routes_qr, routes_trust, routes_ops,
+                   routes_portal):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, default=settings.max_upload_bytes,
-                       per_path={"/v1/licences:batch": settings.max_batch_bytes})
+                       per_path={"/v1/licences:batch": settings.max_batch_bytes,
+                                 "/v1/jobs": settings.max_job_bytes})
     app.add_middleware(RequestMetrics)
     return app
 

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from api.cli_licences import fail
@@ -27,26 +28,15 @@ def _settings():
     return settings
 
 
-@app.command("run")
-def run(
-    records: Path = typer.Argument(..., help="Records file: .jsonl or .csv (photo as base64 or a path beside it)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder: <identifier>.ofd per record + manifest.jsonl."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="ECERT_DASK_SCHEDULER",
-                                            help="Dask scheduler (tcp://host:8786); default: an embedded cluster."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the embedded cluster."),
-    chunk_size: int = typer.Option(500, "--chunk-size", min=1, help="Records per task."),
-    job_id: Optional[str] = typer.Option(None, "--job-id", help="Resume (or name) this job; printed at the start."),
-):
-    """Issue and seal every record; a bad record is a manifest line, not a stop. Exit 1 if any record failed."""
-    from signer.bulk import BulkError, BulkInputError, BulkJobError, new_job_id, run_bulk
+def run_with_progress(records: Path, out: Path, label: str, **kw):
+    """`signer.bulk.run_bulk` under a Rich progress bar (done / total, ok / failed, rate, ETA) when
+    stdout is a terminal. Exit 2 for an unreadable input, 1 when the job cannot run or stopped."""
+    from signer.bulk import BulkInputError, BulkProblem, run_bulk
 
-    settings = _settings()
-    job_id = job_id or new_job_id()
-    console.print(f"job {job_id}  (resume with --job-id {job_id})", highlight=False)
-    progress = Progress(TextColumn("[bold]signing"), BarColumn(), MofNCompleteColumn(),
+    progress = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("ok {task.fields[ok]} / failed {task.fields[bad]}  {task.fields[rate]}"),
                         TimeRemainingColumn(), console=console, disable=not console.is_terminal)
-    task = progress.add_task("bulk", total=None, ok=0, bad=0, rate="")
+    task = progress.add_task(label, total=None, ok=0, bad=0, rate="")
 
     def show(p) -> None:
         progress.update(task, total=p.total, completed=p.done + p.failed, ok=p.done, bad=p.failed,
@@ -54,12 +44,46 @@ def run(
 
     try:
         with progress:
-            r = run_bulk(records, out, store_settings=settings, chunk_size=chunk_size, scheduler=scheduler,
-                         n_workers=workers, job_id=job_id, on_progress=show)
-    except (BulkInputError, BulkJobError, BulkError) as exc:
+            return run_bulk(records, out, on_progress=show, **kw)
+    except BulkProblem as exc:  # input unreadable, job refused or stopped, output unwritable: one zh/en line
         fail(f"{exc.message_zh} / {exc.message_en}", 2 if isinstance(exc, BulkInputError) else 1)
+
+
+def print_outcome(r, show_errors: int = 0) -> None:
+    """The summary line, and the first ``show_errors`` failed records (line: field message) from the manifest."""
+    if show_errors and r.failed:
+        from signer.bulk import manifest_errors
+
+        for i, (line, message) in enumerate(manifest_errors(r)):
+            if i == show_errors:
+                console.print(f"[red]… and {r.failed - show_errors} more: see {r.manifest}[/red]", highlight=False)
+                break
+            console.print(f"[red]line {line}: {escape(message)}[/red]", highlight=False)
     console.print(f"issued {r.done}, failed {r.failed} in {r.seconds:.1f} s ({r.rate:,.0f}/s) → {r.manifest}",
                   highlight=False)
+
+
+@app.command("run")
+def run(
+    records: Path = typer.Argument(..., help="Records file: .jsonl, .csv or .parquet (photo inline or a path beside it)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (<identifier>.ofd per record + manifest.jsonl), "
+                                                      "or a .zip holding them."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="ECERT_DASK_SCHEDULER",
+                                            help="Dask scheduler (tcp://host:8786); default: an embedded cluster."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Worker processes of the embedded cluster (0: this process)."),
+    chunk_size: int = typer.Option(500, "--chunk-size", min=1, help="Records per task."),
+    job_id: Optional[str] = typer.Option(None, "--job-id", help="Resume (or name) this job; printed at the start."),
+    as_zip: bool = typer.Option(False, "--zip", help="Write one ZIP at --out even if it does not end in .zip."),
+):
+    """Issue and seal every record; a bad record is a manifest line, not a stop. Exit 1 if any record failed."""
+    from signer.bulk import new_job_id
+
+    settings = _settings()
+    job_id = job_id or new_job_id()
+    console.print(f"job {job_id}  (resume with --job-id {job_id})", highlight=False)
+    r = run_with_progress(records, out, "signing", store_settings=settings, chunk_size=chunk_size, scheduler=scheduler,
+                          n_workers=workers, job_id=job_id, zip_output=as_zip or None)
+    print_outcome(r)
     raise typer.Exit(0 if r.failed == 0 else 1)
 
 

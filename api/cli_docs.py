@@ -10,7 +10,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 app = typer.Typer()
@@ -132,59 +131,38 @@ def verify(
 
 @app.command()
 def issue(
-    records: Path = typer.Argument(..., help="Records file: .jsonl or .csv (photo as base64 or a file path)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder; one <identifier>.ofd per record."),
-    issuer_code: Optional[str] = typer.Option(None, help="Issuer (default: the records' issuer_code)."),
+    records: Path = typer.Argument(..., help="Records file: .jsonl, .csv or .parquet (photo inline or a file path)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (one <identifier>.ofd per record + manifest.jsonl), "
+                                                      "or a .zip holding them."),
+    issuer_code: Optional[str] = typer.Option(None, help="Only issue for this issuer; other records fail by field."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0,
+                                          help="0: sign in this process; N: an embedded Dask cluster of N processes. "
+                                               "Default: this process below 2,000 records, else one per CPU."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", envvar="ECERT_DASK_SCHEDULER",
+                                            help="Sign on this Dask cluster (tcp://host:8786)."),
+    as_zip: bool = typer.Option(False, "--zip", help="Write one ZIP at --out even if it does not end in .zip."),
 ):
-    """Issue and seal licences from a records file. A bad record is reported and skipped; the rest go on."""
-    from keys.store import KeyStore
-    from ofd.licence.errors import LicenceError
-    from signer.bulk_io import BulkInputError, check_input, count_records, read_records, write_atomic
-    from signer.issue import LicenceIssuer
-    from signer.registry import Registry, RegistryError
+    """Issue and seal licences from a records file. A bad record is reported and skipped; the rest go on.
+    Exit 0 all issued, 1 some record failed (see manifest.jsonl), 2 unreadable input."""
+    import os
+
+    from api.cli_bulk import print_outcome, run_with_progress
+    from api.cli_bulk import _settings as bulk_settings
+    from signer.bulk import DEFAULT_CHUNK, INPROCESS_BELOW
+    from signer.bulk_io import BulkInputError, check_input, count_records
 
     try:
         check_input(records)
     except BulkInputError as exc:
         console.print(f"[red]{exc.message_zh} / {exc.message_en}[/red]")
         raise typer.Exit(EXIT_USAGE)
-    store = KeyStore()
-    registry = Registry(store)
-    out.mkdir(parents=True, exist_ok=True)
-    issuers: dict[str, LicenceIssuer] = {}
-    ok = bad = 0
-    manifest = (out / "manifest.jsonl").open("a", encoding="utf-8")
-    progress = Progress(TextColumn("[bold]issuing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                        TimeRemainingColumn(), console=console, transient=False, disable=not console.is_terminal)
-    task = progress.add_task("issue", total=count_records(records), rate="")
-    progress.start()
-    for line, rec in read_records(records):
-        progress.update(task, advance=1, rate=f"ok {ok} / failed {bad}")
-        try:
-            if isinstance(rec, str):  # an unreadable line
-                raise ValueError(rec)
-            code = issuer_code or rec.get("issuer_code", "")
-            iss = issuers.get(code) or issuers.setdefault(code, LicenceIssuer(store, code))
-            outcome = registry.issue_file(iss, rec)
-            result = outcome.issued
-            write_atomic(out / f"{result.identifier}.ofd", result.data)  # never half-written under its name
-            manifest.write(json.dumps({"line": line, "identifier": result.identifier, "sm3": result.sm3_hex,
-                                       "registered": outcome.created}) + "\n")
-            ok += 1
-        except RegistryError as exc:
-            bad += 1
-            manifest.write(json.dumps({"line": line, "error": exc.code, "message_zh": exc.message_zh,
-                                       "message_en": exc.message_en}, ensure_ascii=False) + "\n")
-            console.print(f"[red]line {line}: {exc.message_en}[/red]")
-        except LicenceError as exc:
-            bad += 1
-            manifest.write(json.dumps({"line": line, "errors": exc.as_dicts()}, ensure_ascii=False) + "\n")
-            console.print(f"[red]line {line}: {exc}[/red]")
-        except Exception as exc:  # keystore/issuer problems are per record too; keep going
-            bad += 1
-            manifest.write(json.dumps({"line": line, "error": str(exc)}, ensure_ascii=False) + "\n")
-            console.print(f"[red]line {line}: {exc}[/red]")
-    progress.stop()
-    manifest.close()
-    console.print(f"issued {ok}, failed {bad} → {out}")
-    raise typer.Exit(0 if bad == 0 else 1)
+    n = count_records(records) or 0
+    if workers is None:
+        workers = 0 if n < INPROCESS_BELOW else max(2, os.cpu_count() or 2)
+    # in-process: chunks of 100 keep the progress bar lively; on Dask >= 8 chunks per worker, so the
+    # last one running alone (the tail) is a small part of the job
+    chunk = max(50, min(DEFAULT_CHUNK, n // (8 * max(workers, 2)))) if workers or scheduler else 100
+    r = run_with_progress(records, out, "issuing", store_settings=bulk_settings(), chunk_size=chunk, scheduler=scheduler,
+                          n_workers=workers, issuer_code=issuer_code, zip_output=as_zip or None)
+    print_outcome(r, show_errors=20)
+    raise typer.Exit(0 if r.failed == 0 else 1)

@@ -44,7 +44,9 @@ def _app():
         ts = TokenStore(load_settings(env).database_url)
         _state["token"] = ts.create("schemathesis", ["issue"])[0]
         ts.close()
-        _state["app"] = create_app(load_api_settings(env, sign_workers=0, max_upload_bytes=1024 * 1024))
+        # jobs are accepted and reported but not run: a generated upload must not start a Dask cluster
+        _state["app"] = create_app(load_api_settings({**env, "ECERT_JOB_RUNNER": "0"}, sign_workers=0,
+                                                     max_upload_bytes=1024 * 1024))
     return _state["app"]
 
 

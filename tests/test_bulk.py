@@ -33,13 +33,12 @@ def write_jsonl(path: Path, issuer, n: int, *, start: int = 1, bad: dict[int, di
     return path
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
+def new_home(tmp_path_factory, name: str = "bulk_home"):
+    """(settings, development issuer) of a fresh keystore."""
     from keys.config import load_settings
     from keys.store import DEV_ISSUER_CODE, KeyStore
 
-    h = tmp_path_factory.mktemp("bulk_home")
-    settings = load_settings({"ECERT_HOME": str(h)})
+    settings = load_settings({"ECERT_HOME": str(tmp_path_factory.mktemp(name))})
     with KeyStore(settings) as store:
         store.init_dev()
         issuer = store.issuer(DEV_ISSUER_CODE)
@@ -47,10 +46,17 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
+def home(tmp_path_factory):
+    return new_home(tmp_path_factory)
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client
+
+    from signer.bulk import local_cluster
+
+    cluster = local_cluster(2)  # the engine's own embedded cluster
     c = Client(cluster)
     yield c
     c.close()
@@ -93,9 +99,10 @@ def test_chunks_are_numbered_and_bad_lines_are_records(tmp_path, home):
         f.write("\n{oops\n[1, 2]\n")
     chunks = list(read_chunks(p, 3))
     assert [c.no for c in chunks] == [0, 1, 2]
-    assert [len(c.items) for c in chunks] == [3, 3, 1]
-    assert [line for line, _ in chunks[1].items] == [4, 5, 7]
-    assert "not JSON" in chunks[1].items[2][1] and "not a JSON object" in chunks[2].items[0][1]
+    items = [list(c.records()) for c in chunks]
+    assert [len(x) for x in items] == [3, 3, 1]
+    assert [line for line, _ in items[1]] == [4, 5, 7]
+    assert "not JSON" in items[1][2][1] and "not a JSON object" in items[2][0][1]
     assert [c.no for c in read_chunks(p, 3, skip={0, 2})] == [1]
     with pytest.raises(BulkInputError) as e:
         list(read_chunks(p, 0))
@@ -124,8 +131,8 @@ def test_csv_rows_with_photo_paths(tmp_path, home):
         w.writerow(rec)
         w.writerow({**rec, "sex": ""})
     (chunk,) = list(read_chunks(tmp_path / "in.csv", 10))
-    (_, a), (_, b) = chunk.items
-    assert base64.b64decode(a["photo"]) == (tmp_path / "p1.jpg").read_bytes()
+    (_, a), (_, b) = chunk.records()
+    assert a["photo"] == (tmp_path / "p1.jpg").read_bytes()
     assert a["name"] == "张,三\n" and "sex" not in b
     assert count_records(tmp_path / "in.jsonl") is None
 
@@ -183,6 +190,28 @@ def test_resume_with_other_input_is_refused(tmp_path, home, client):
     assert e.value.code == "not_found"
 
 
+def kill_9_after_chunks(code: str, args: list, settings, job_id: str, chunks: int) -> None:
+    """Run ``code`` (a bulk job) in a child process group and kill -9 all of it once ``chunks`` are done."""
+    from signer.bulk import job_progress
+
+    env = {**os.environ, "ECERT_HOME": str(settings.home), "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env,
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None:
+            try:
+                if job_progress(job_id, settings).chunks_done >= chunks:
+                    break
+            except Exception:  # the job row is not there yet
+                pass
+            time.sleep(0.02)
+        assert child.poll() is None, "the job finished before it could be killed; give it more records"
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # the coordinator and its worker processes, mid-job
+        child.wait()
+
+
 _CHILD = """
 import sys
 from keys.config import load_settings
@@ -199,22 +228,7 @@ def test_kill_9_mid_job_then_resume(tmp_path, home, client):
     src = write_jsonl(tmp_path / "in.jsonl", issuer, n, start=300, bad={310: {"sex": "?"}})
     out = tmp_path / "out"
     size0 = log_check(settings).size
-    env = {**os.environ, "ECERT_HOME": str(settings.home), "PYTHONPATH": str(ROOT)}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(src), str(out)], cwd=ROOT, env=env,
-                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and child.poll() is None:
-            try:
-                if job_progress("killed", settings).chunks_done >= 3:
-                    break
-            except Exception:  # the job row is not there yet
-                pass
-            time.sleep(0.05)
-        assert child.poll() is None, "the job finished before it could be killed; give it more records"
-    finally:
-        os.killpg(child.pid, signal.SIGKILL)  # the coordinator and its worker processes, mid-job
-        child.wait()
+    kill_9_after_chunks(_CHILD, [src, out], settings, "killed", 3)
     before = job_progress("killed", settings)
     assert before.state == "running" and 0 < before.done + before.failed < n
     assert not (out / "manifest.jsonl").exists()
@@ -262,6 +276,13 @@ def test_cli_run_on_a_scheduler_and_status(tmp_path, home, client):
     res = runner.invoke(app, ["status", "nope"], env=env)
     assert res.exit_code == 1 and "no bulk job" in res.output
 
+    from api.cli import app as ecert  # `ecert issue` on the same cluster: the same engine
+
+    res = runner.invoke(ecert, ["issue", str(src), "-o", str(tmp_path / "o3"), "--scheduler", client.scheduler.address],
+                        env=env)
+    assert res.exit_code == 1 and "line 2: name" in res.output and "issued 2, failed 1" in res.output
+    check_output(tmp_path / "o3", manifest_lines(tmp_path / "o3"))
+
 
 def test_errors_cross_the_worker_boundary_intact():
     import pickle
@@ -271,3 +292,21 @@ def test_errors_cross_the_worker_boundary_intact():
     e = pickle.loads(pickle.dumps(BulkError("签章服务暂不可用", "signing is unavailable", "unavailable")))
     assert (type(e), e.message_zh, e.message_en, e.code) == (BulkError, "签章服务暂不可用", "signing is unavailable",
                                                               "unavailable")
+
+
+def test_parquet_in_zip_out_on_dask(tmp_path, home, client):
+    """Parquet rows travel in the task (dates, binary photos); the ZIP is assembled by the coordinator."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from signer.bulk import run_bulk
+    from tests.test_bulk_zip import check_zip
+
+    settings, issuer = home
+    rows = [make_record(issuer.code, issuer.name, seq=i) for i in range(500, 505)]
+    rows[4]["valid_from"] = None
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet", row_group_size=2)
+    r = run_bulk(tmp_path / "in.parquet", tmp_path / "out.zip", store_settings=settings, chunk_size=2, client=client)
+    assert (r.done, r.failed, r.chunks) == (4, 1, 3)
+    lines = check_zip(tmp_path / "out.zip")
+    assert [x["line"] for x in lines] == [1, 2, 3, 4, 5] and lines[4]["errors"][0]["field"] == "valid_from"

@@ -65,7 +65,7 @@ def test_issue_then_verify(tmp_path, home):
     assert sum("identifier" in m for m in manifest) == 3
     bad = [m for m in manifest if "errors" in m]
     assert bad and bad[0]["line"] == 2 and bad[0]["errors"][0]["field"] == "id_number"
-    assert any("error" in m and m["line"] == 3 for m in manifest)
+    assert any("errors" in m and m["line"] == 3 for m in manifest)
     assert not list(out.glob("*.part"))
 
     r = runner.invoke(app, ["verify", str(files[0])], env=_env(home))
