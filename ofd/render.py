@@ -58,6 +58,10 @@ MAX_PIXELS = 40_000_000  # one page at A4 600 dpi is 35 MP
 MIN_DPI, MAX_DPI = 1.0, 2400.0
 MAX_DEPTH = 8  # PageBlock / CompositeObject nesting
 MAX_OBJECTS = 200_000  # graphic units per page
+# Objects drawn through CompositeGraphicUnits per page. Units that draw each other several
+# times multiply (10 uses a level, 8 levels: 10^8), and each costs ~80 µs to place, so
+# without this a 2 KiB Res file held a worker for 16 s before MAX_OBJECTS stopped it.
+MAX_COMPOSITE_OBJECTS = 10_000
 MAX_GLYPHS = 200_000  # per page
 MAX_PAGE_POINTS = 500_000  # flattened path points per page
 MAX_IMAGE_PIXELS = 25_000_000  # decoded size of one embedded picture (an A4 scan at 300 dpi is 8.7 MP)
@@ -105,7 +109,7 @@ class _Walker:
     def __init__(self, doc: OFDDocument, sink, *, dpi: float, with_stamps: bool) -> None:
         self.doc, self.sink, self.dpi, self.with_stamps = doc, sink, dpi, with_stamps
         sink.note = self.note
-        self.objects = self.glyphs = self.points = 0
+        self.objects = self.glyphs = self.points = self.composite_objects = 0
         self._fonts: dict[tuple[int, bool], FontChoice] = {}
         self._images: dict[int, tuple[Image.Image | None, bytes | None]] = {}
         self._params: dict[int, _Style] = {}
@@ -262,6 +266,10 @@ class _Walker:
         if content is None:
             self.note(f"composite object {el.get('ID')}: unit {el.get('ResourceID')!r} is not defined")
             return
+        self.composite_objects += len(content)
+        if self.composite_objects > MAX_COMPOSITE_OBJECTS:
+            self.note(f"composite graphic units expand to more than {MAX_COMPOSITE_OBJECTS} objects; the rest is not drawn")
+            return
         m, _ = self.object_matrix(el, parent)
         self.draw_children(content, m, self.object_style(el, inherited), alpha, depth + 1)
 
@@ -368,8 +376,11 @@ class _Walker:
                 self.note(f"image resource {rid} is missing; placeholder drawn")
             else:
                 raw = self.doc.read(media.path)
-                img = _decode_image(raw)
-                if img is None:
+                oversized: list[str] = []
+                img = _decode_image(raw, oversized.append)
+                if oversized:
+                    self.note(f"image {media.path} is {oversized[0]}: not decoded; placeholder drawn")
+                elif img is None:
                     self.note(f"image {media.path} ({media.format or 'unknown format'}) cannot be decoded; placeholder drawn")
             self._images[rid] = (img, raw if img is not None else None)
         return self._images[rid]
@@ -496,8 +507,11 @@ def _text_of(el: etree._Element | None) -> str:
     return (el.text or "") if el is not None else ""
 
 
-def _decode_image(data: bytes) -> Image.Image | None:
-    """PNG/JPEG/GIF/BMP/TIFF/JBIG2... → RGB or RGBA; None for anything that cannot (safely) be decoded."""
+def _decode_image(data: bytes, oversized: Callable[[str], None] | None = None) -> Image.Image | None:
+    """PNG/JPEG/GIF/BMP/TIFF/JBIG2... → RGB or RGBA; None for anything that cannot (safely) be decoded.
+
+    A picture over MAX_IMAGE_PIXELS is judged from its header alone (a few KiB of PNG can
+    declare 50 megapixels); ``oversized`` is told its size, for the document's warnings."""
     if data.startswith(JBIG2_MAGIC):
         try:
             img = decode_jbig2(data).convert("RGB")
@@ -508,6 +522,9 @@ def _decode_image(data: bytes) -> Image.Image | None:
     try:
         img = Image.open(io.BytesIO(data))
         if img.width * img.height > MAX_IMAGE_PIXELS:
+            if oversized is not None:
+                oversized(f"{img.width}×{img.height} pixels ({img.width * img.height / 1e6:.1f} megapixels, "
+                          f"over the {MAX_IMAGE_PIXELS // 1_000_000} megapixel limit)")
             return None
         img.load()
     except Exception:  # noqa: BLE001 — Pillow signals bad data with many exception types

@@ -273,8 +273,12 @@ _LAYOUT = (  # (name, CBOR types allowed) in body order
 _TYPES = tuple(t for _, t in _LAYOUT)
 
 
+_MAX_DAYS = 80000  # 1970 .. 2189 for every date of the payload
+_MAX_MINUTES = _MAX_DAYS * 24 * 60
+
+
 def _date(days: int, what: str) -> date:
-    if not 0 <= days <= 80000:  # 1970 .. 2189
+    if not 0 <= days <= _MAX_DAYS:  # 1970 .. 2189
         raise _bad("item", f"{what}: day number {days} out of range", f"{what}：日期超出范围")
     return _EPOCH + timedelta(days=days)
 
@@ -317,8 +321,10 @@ def decode_body(body: bytes) -> QRData:
     if cbor2.dumps(items) != body:
         raise _bad("structure", "payload is not in canonical CBOR form", "二维码数据不是规范 CBOR 编码")
     (kid, minutes, type_code, issuer, number, ver, check, name, short_id, item, cat, vf, vu, rd, ro) = items
-    if len(kid) != KID_LEN or len(short_id) != 10 or len(check) != 1 or not 1 <= ver <= 999 or not 0 <= minutes < 2**32:
+    if len(kid) != KID_LEN or len(short_id) != 10 or len(check) != 1 or not 1 <= ver <= 999:
         raise _bad("item", "key id, masked ID number or identifier version malformed", "密钥标识、脱敏身份号码或版本号格式错误")
+    if not 0 <= minutes <= _MAX_MINUTES:  # the dates' range: beyond it `datetime` itself overflows (year 9999)
+        raise _bad("item", f"signing time: minute number {minutes} out of range", "签名时间超出范围")
     if not -4000 <= vu <= 0 or not -4000 <= rd <= 4000:
         raise _bad("item", "validity or review date out of range", "有效期或复审日期超出范围")
     masked = short_id[:6] + "*" * _MASK_STARS + short_id[6:]

@@ -1,32 +1,32 @@
 """Hostile packages, all generated here: each must give the right typed error, quickly.
 
-`raw_zip` writes ZIP bytes by hand so a test can lie in any header field, which
-`zipfile` would refuse to do.
+The generators (`raw_zip`, which can lie in any header field, the entity attacks) live in
+tests/hostile/, shared with the hostile-input catalogue and the fuzz seeds.
 """
 
 from __future__ import annotations
 
 import io
 import signal
-import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ofd.errors import MalformedOFD, OFDError, UnsafePackage
+from ofd.errors import MalformedOFD, UnsafePackage
 from ofd.package import OFD_NS, Package
 from ofd.reader import open_ofd
 from ofd.safezip import Limits, read_package
 from ofd.signatures_xml import parse_signature_xml
 from ofd.xmlsafe import parse_xml
+from tests.hostile.xml_attacks import LAUGHS as LAUGHS_DECL
+from tests.hostile.xml_attacks import XXE as XXE_DECL
+from tests.hostile.zipcraft import E, MiB, exercise, raw_zip
 from tests.test_reader import SAMPLES, build_ofd
 
 NS = f'xmlns:ofd="{OFD_NS}"'
-MiB = 1024 * 1024
 
 
 @pytest.fixture(autouse=True)
@@ -41,41 +41,6 @@ def time_limit():
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
-
-
-@dataclass
-class E:
-    name: bytes
-    data: bytes = b""
-    method: int = 8
-    flags: int = 0x800
-    usize: int | None = None  # declared sizes/crc; None = true value
-    csize: int | None = None
-    crc: int | None = None
-    offset: int | None = None  # central directory's local-header offset; None = true
-
-
-def raw_zip(entries: list[E], count: int | None = None, gap: bytes = b"") -> bytes:
-    """ZIP bytes with every header field under the test's control."""
-    local, central = bytearray(), bytearray()
-    for e in entries:
-        body = zlib.compress(e.data, 9)[2:-4] if e.method == 8 else e.data
-        crc = zlib.crc32(e.data) if e.crc is None else e.crc
-        usize = len(e.data) if e.usize is None else e.usize
-        csize = len(body) if e.csize is None else e.csize
-        offset = len(local) if e.offset is None else e.offset
-        fields = (20, e.flags, e.method, 0, 0x21, crc, csize, usize, len(e.name), 0)
-        local += struct.pack("<4s5H3L2H", b"PK\x03\x04", *fields) + e.name + body + gap
-        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, *fields, 0, 0, 0, 0, offset) + e.name
-    n = len(entries) if count is None else count
-    zip64 = b""
-    if n > 0xFFFF:  # ZIP64 end record + locator, classic record saturated
-        end = len(local) + len(central)
-        zip64 = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, len(central), len(local))
-        zip64 += struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
-        n = 0xFFFF
-    eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(central), len(local), 0)
-    return bytes(local + central + zip64 + eocd)
 
 
 def code_of(exc_type, fn, *args, **kw) -> str:
@@ -238,12 +203,8 @@ def test_truncated_deflate_stream():
 
 # --- XML ------------------------------------------------------------------------------------
 
-XXE = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><ofd:OFD ' + NS.encode() + b">&x;</ofd:OFD>"
-LAUGHS = (
-    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10) for i in range(1, 10))
-    + b"]><lolz>&lol9;</lolz>"
-)
+XXE = b'<?xml version="1.0"?>' + XXE_DECL + b"<ofd:OFD " + NS.encode() + b">&x;</ofd:OFD>"
+LAUGHS = b'<?xml version="1.0"?>' + LAUGHS_DECL + b"<lolz>&lol9;</lolz>"
 
 
 @pytest.mark.parametrize(
@@ -385,21 +346,6 @@ def test_cyclic_composite_graphic_units():
 
 
 # --- fuzz -----------------------------------------------------------------------------------
-
-
-def exercise(data: bytes) -> None:
-    """Open and touch every lazily parsed part; only OFDError may escape."""
-    try:
-        doc = open_ofd(data)
-        doc.fonts, doc.media, doc.templates, doc.annotations, doc.custom_tags, doc.attachments
-        doc.custom_datas, doc.doc_info
-        doc.check_composite_cycles()
-        for page in doc.pages:
-            doc.load_page_res(page)
-        for entry in doc.signatures:
-            parse_signature_xml(doc, entry)
-    except OFDError:
-        pass
 
 
 SEED = (SAMPLES / "ofdrw_v4_riding_seal.ofd").read_bytes() if SAMPLES.is_dir() else build_ofd()

@@ -139,9 +139,11 @@ class _SignatureCheck:
         elif not missing:
             if total == 0:
                 self.add("references", "fail", "the signature covers no file", "签名未保护任何文件")
-            elif weak:
-                self.add("references", "warn", f"all {total} file digests match, but {sx.check_method or 'MD5'} is weak",
-                         f"{total} 个文件摘要均一致，但摘要算法 {sx.check_method or 'MD5'} 强度不足")
+            elif weak:  # colliding files can be made for MD5 and SHA-1: a match proves no integrity
+                self.add("references", "warn", f"all {total} file digests match, but {sx.check_method or 'MD5'} is broken "
+                         "(collisions can be made): integrity not established",
+                         f"{total} 个文件摘要均一致，但摘要算法 {sx.check_method or 'MD5'} 已被攻破（可构造碰撞），无法确认完整性",
+                         undetermined=True)
             else:
                 self.add("references", "pass", f"all {total} file digests match (SM3)", f"{total} 个文件的 SM3 摘要均一致")
 

@@ -534,6 +534,9 @@ class _Builder:
             if pair:
                 (cat, item) = pair
                 self.out.update(category=cat.name, category_code=cat.code, item=item.name, item_code=item.code)
+        elif self.has("category") and self.v["category"] not in catalogue:
+            # the item is missing or unusable: still name an unknown category now, not on the next try
+            self.attempt(lambda: catalogue.match(self.v["category"], ""))
         self.dates(issuing=True, allow_expired=allow_expired, birth=info.birth_date if info else None)
         self.licence_number(number_prefix)
         return self.finish(type_code, self.v.get("version", 1))
