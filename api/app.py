@@ -17,6 +17,7 @@ from .deps import AppState
 from .errors import BodyLimit, install_error_handlers
 from .metrics import RequestMetrics
 from .settings import ApiSettings, load_api_settings
+from .signing_pool import settle_heap
 
 DESCRIPTION = """Electronic Special Operation Certificates (特种作业操作证, C 0210-2021):
 issue and seal (SM2/SM3, GB/T 38540) as OFD (GB/T 33190), verify any signed OFD.
@@ -32,6 +33,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.ecert.pool.warm()
+        settle_heap()  # this worker's imports and app: out of the collector's way (see there)
         yield
         app.state.ecert.close()
 
