@@ -49,7 +49,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
-from cryptography.hazmat.primitives import hashes
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Security
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
@@ -57,8 +56,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from keys.config import KeyStoreError
+from keys.sm3 import sm3_state
 from signer.bulk import DEFAULT_CHUNK
-from signer.bulk_io import SUFFIXES
+from signer.bulk_io import SUFFIXES, is_photo_path
 from signer.jobs import BulkJobError
 from signer.job_runner import DONE, TERMINAL, JobQueueError, JobService, RunnerConfig, ServiceJob, open_manifest, \
     result_zip_parts
@@ -248,7 +248,7 @@ async def receive_upload(request: Request, incoming: Path, limit: int) -> tuple[
     """The body streamed to a new file under ``incoming``: (path, size, SM3 hex). Removed on failure."""
     incoming.mkdir(parents=True, exist_ok=True)
     path = incoming / f"{uuid.uuid4().hex}.part"
-    digest = hashes.Hash(hashes.SM3())
+    digest = sm3_state()
     size = 0
     buf = bytearray()
 
@@ -277,11 +277,6 @@ async def receive_upload(request: Request, incoming: Path, limit: int) -> tuple[
     return path, size, digest.finalize().hex()
 
 
-def _path_like(photo) -> bool:
-    """What the bulk engine would open as a file beside the input (see `signer.bulk_io`)."""
-    return isinstance(photo, str) and bool(photo) and not photo.startswith(("/9j/", "iVBOR")) and len(photo) < 4096
-
-
 def _photo_problem(where: str) -> InputProblem:
     return InputProblem("photo_not_inline", f"{where}：照片须以 base64 内嵌，上传的文件不能引用服务器上的路径",
                         f"{where}: the photo must be inline base64; an uploaded file cannot name a path on the server",
@@ -305,7 +300,7 @@ def _scan_jsonl(path: Path) -> int:
                 raise InputProblem("not_jsonl", f"第 {lineno} 行不是 JSON 对象：文件不是记录的 JSON Lines",
                                    f"line {lineno} is not a JSON object: the file is not JSON Lines of records")
             n += 1
-            if isinstance(rec, dict) and _path_like(rec.get("photo")):
+            if isinstance(rec, dict) and is_photo_path(rec.get("photo")):
                 raise _photo_problem(f"第 {lineno} 行 / line {lineno}")
     return n
 
@@ -323,7 +318,7 @@ def _scan_csv(path: Path) -> int:
                                    "the first CSV row must name the fields (e.g. name, id_number); none was found")
             for row in reader:
                 n += 1
-                if _path_like(row.get("photo")):
+                if is_photo_path(row.get("photo")):
                     raise _photo_problem(f"第 {reader.line_num} 行 / line {reader.line_num}")
     except UnicodeDecodeError as exc:
         raise InputProblem("not_utf8", f"CSV 不是 UTF-8 文本（第 {exc.start} 字节）",
@@ -345,7 +340,7 @@ def _scan_parquet(path: Path) -> int:
         row = 0
         for batch in pf.iter_batches(columns=["photo"], batch_size=1024):
             for i, photo in enumerate(batch.column(0).to_pylist()):
-                if _path_like(photo):
+                if is_photo_path(photo):
                     raise _photo_problem(f"第 {row + i + 1} 行 / row {row + i + 1}")
             row += batch.num_rows
     return pf.metadata.num_rows

@@ -7,12 +7,17 @@ from cryptography.hazmat.primitives import hashes, hmac
 DIGEST_SIZE = 32
 
 
-def sm3(*parts: bytes) -> bytes:
-    """SM3 over the concatenation of ``parts`` (no copy of the joined bytes)."""
+def sm3_state(*parts: bytes) -> hashes.Hash:
+    """An SM3 state fed ``parts``: for streamed input, and to copy() a shared prefix."""
     h = hashes.Hash(hashes.SM3())
     for p in parts:
         h.update(p)
-    return h.finalize()
+    return h
+
+
+def sm3(*parts: bytes) -> bytes:
+    """SM3 over the concatenation of ``parts`` (no copy of the joined bytes)."""
+    return sm3_state(*parts).finalize()
 
 
 def hmac_sm3(key: bytes, data: bytes) -> bytes:

@@ -93,14 +93,16 @@ def check_input(path: Path) -> Path:
     return path
 
 
-def _is_path(photo: Any) -> bool:
+def is_photo_path(photo: Any) -> bool:
+    """Whether the engine reads ``photo`` as a file beside the input rather than as base64 data
+    (also what `POST /v1/jobs` refuses in an upload, which must never name a server path)."""
     return isinstance(photo, str) and bool(photo) and not photo.startswith(("/9j/", "iVBOR")) and len(photo) < 4096
 
 
 def _with_photo(rec: dict, base: Path) -> dict | str:
     """A photo given as a file path (relative to the input) is read in (raw bytes: no base64 round trip)."""
     photo = rec.get("photo")
-    if _is_path(photo):
+    if is_photo_path(photo):
         p = base / photo
         try:
             if p.is_file():

@@ -23,11 +23,10 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from cryptography.hazmat.primitives import hashes
 from lxml import etree
 
 from keys import oids, sm2
-from keys.sm3 import sm3
+from keys.sm3 import sm3, sm3_state
 from ofd import writer
 from ofd.package import OFD, ContentMemo, Package
 from ofd.reader import resolve_loc
@@ -43,14 +42,8 @@ XML_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _sm3_memo = ContentMemo(sm3)
 
 
-def _sm3_state(data: bytes) -> hashes.Hash:
-    h = hashes.Hash(hashes.SM3())
-    h.update(data)
-    return h
-
-
 # SM3 state after Z_A || the TBS_Sign bytes up to the end of the embedded seal, by content.
-_tbs_head_state = ContentMemo(_sm3_state, max_entries=8, max_bytes=1 << 20)
+_tbs_head_state = ContentMemo(sm3_state, max_entries=8, max_bytes=1 << 20)
 
 
 class SigningError(RuntimeError):

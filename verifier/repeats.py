@@ -16,7 +16,7 @@ import threading
 from cryptography.hazmat.primitives import hashes
 
 from keys import sm2
-from keys.sm3 import sm3
+from keys.sm3 import sm3, sm3_state
 from keys.x509 import Certificate
 
 MAX_KEPT_BYTES = 128 * 1024  # real seals are < 100 KiB; larger inputs are computed every time, never kept
@@ -56,9 +56,7 @@ class _PrefixHashes:
         key = (z, prefix)
         state = self._states.get(key)
         if state is None:
-            state = hashes.Hash(hashes.SM3())
-            state.update(z)
-            state.update(prefix)
+            state = sm3_state(z, prefix)
             with self._lock:
                 while len(self._states) >= self.MAX_ENTRIES:
                     del self._states[next(iter(self._states))]
